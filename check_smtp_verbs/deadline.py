@@ -1,0 +1,123 @@
+"""One deadline for the whole conversation, enforced on every blocking call.
+
+smtplib's ``timeout`` is per socket operation: a server that dribbles one byte every
+few hundred milliseconds keeps a "1 second" read alive for as long as it likes.  The
+check promises that ``--timeout`` bounds the *whole* run, so every receive, send,
+connect and name look-up is given only the time that is left, measured on a monotonic
+clock.  Nothing in here sleeps.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+clock = time.perf_counter  # monotonic on every platform we run on, and the finest available
+
+
+class DeadlineExceeded(Exception):
+    """Raised instead of socket.timeout so smtplib cannot mistake it for a disconnect.
+
+    smtplib turns every OSError into SMTPServerDisconnected; this is deliberately not an
+    OSError, so it travels untouched up to the step that was waiting.
+    """
+
+
+class Deadline:
+    """A point on the monotonic clock after which nothing may block any more."""
+
+    __slots__ = ("end", "seconds")
+
+    def __init__(self, seconds: float, start: float | None = None) -> None:
+        self.seconds = seconds
+        self.end = (clock() if start is None else start) + seconds
+
+    def remaining(self) -> float:
+        """Seconds left; raises DeadlineExceeded once none are."""
+        left = self.end - clock()
+        if left <= 0:
+            raise DeadlineExceeded
+        return left
+
+    def within(self, seconds: float) -> Deadline:
+        """A deadline that ends ``seconds`` from now or with this one, whichever is first."""
+        child = Deadline(seconds)
+        child.end = min(child.end, self.end)
+        return child
+
+
+class DeadlineSocket(socket.socket):
+    """A socket whose every receive and send is bounded by the conversation's deadline."""
+
+    deadline: Deadline
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self.settimeout(self.deadline.remaining())
+        try:
+            return super().recv_into(buffer, nbytes, flags)
+        except socket.timeout:
+            raise DeadlineExceeded from None
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self.settimeout(self.deadline.remaining())
+        try:
+            return super().recv(bufsize, flags)
+        except socket.timeout:
+            raise DeadlineExceeded from None
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self.settimeout(self.deadline.remaining())
+        try:
+            super().sendall(data, flags)
+        except socket.timeout:
+            raise DeadlineExceeded from None
+
+
+AddrInfo = tuple[int, int, int, str, Any]
+
+
+def resolve(host: str, port: int, family: int, deadline: Deadline) -> list[AddrInfo]:
+    """getaddrinfo bounded by the deadline.
+
+    The C resolver cannot be interrupted, so it runs in a daemon thread that we stop
+    waiting for when time is up; a hung DNS server then costs nothing past the deadline.
+    """
+    try:  # an IP address needs no look-up: no thread, no waiting
+        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+        except OSError as exc:
+            outcome.append(exc)
+        done.set()
+
+    threading.Thread(target=look_up, name="resolve", daemon=True).start()
+    if not done.wait(deadline.remaining()):
+        raise DeadlineExceeded
+    if isinstance(outcome[0], OSError):
+        raise outcome[0]
+    return outcome[0]
+
+
+def connect(address: AddrInfo, deadline: Deadline) -> DeadlineSocket:
+    """Open a TCP connection to one resolved address within the deadline."""
+    family, kind, proto, _, sockaddr = address
+    sock = DeadlineSocket(family, kind, proto)
+    sock.deadline = deadline
+    try:
+        sock.settimeout(deadline.remaining())
+        sock.connect(sockaddr)
+    except socket.timeout:
+        sock.close()
+        raise DeadlineExceeded from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -1,0 +1,46 @@
+"""The nagiosplugin Resource: one walk, turned into metrics.
+
+Deliberately thin, in nagiosplugin's idiom: the conversation lives in probe.py, the
+judgement in contexts.py.  Each step yields a reply metric (its value is the whole
+StepResult, judged by the "reply" context, never perfdata) and, when it took time,
+a time metric judged against that verb's thresholds and printed as perfdata.
+"""
+
+from __future__ import annotations
+
+import nagiosplugin
+
+from check_smtp_verbs.probe import Walk, walk
+from check_smtp_verbs.settings import Settings
+
+
+def metrics(result: Walk, prefix: str = "") -> list[nagiosplugin.Metric]:
+    """Metrics of one walk; ``prefix`` keeps the labels of several hosts apart."""
+    out = []
+    for step in result.results:
+        name = prefix + step.step.name
+        out.append(nagiosplugin.Metric(name, step, context="reply"))
+        if step.seconds is not None:
+            out.append(
+                nagiosplugin.Metric(
+                    name, step.seconds, "s", min=0, context=f"time_{step.step.verb}"
+                )
+            )
+    out.append(
+        nagiosplugin.Metric(prefix + "total", result.total, "s", min=0, context="time_total")
+    )
+    return out
+
+
+class SmtpVerbs(nagiosplugin.Resource):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.walk: Walk | None = None
+
+    @property
+    def name(self) -> str:
+        return "SMTP_VERBS"
+
+    def probe(self) -> list[nagiosplugin.Metric]:
+        self.walk = walk(self.settings)
+        return metrics(self.walk)

@@ -1,0 +1,119 @@
+"""The presentation: the status line, the per-verb lines and the transcript.
+
+Nothing else in the package prints.  Server text is untrusted: it is shown with
+control characters escaped, ``|`` (the perfdata separator in the plugin API)
+replaced, and cut to a length that still fits a pager or an SMS.
+"""
+
+from __future__ import annotations
+
+import re
+
+import nagiosplugin
+
+from check_smtp_verbs.probe import StepResult, Walk
+
+MAX_TEXT = 200
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f|]")
+
+
+def clean(text: str, limit: int = MAX_TEXT) -> str:
+    """Make untrusted text safe for a one-line plugin status."""
+    text = _UNSAFE.sub(lambda m: "/" if m.group() == "|" else f"\\x{ord(m.group()):02x}", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short(result: StepResult) -> str:
+    verb = result.step.verb
+    return "banner" if verb == "banner" else verb.upper()
+
+
+def reply_problem(result: StepResult) -> str:
+    """Why one step is not OK, verb first, e.g. ``RCPT TO:<a@b> answered 451 (...)``."""
+    if result.error is not None:
+        return clean(result.error)
+    subject = "the banner was" if result.step.verb == "banner" else f"{result.step.label} answered"
+    text = f"{subject} {result.code} (expected {result.step.expect})"
+    return clean(f"{text}: {result.text}" if result.text else text)
+
+
+def time_problem(result: nagiosplugin.Result) -> str:
+    metric = result.metric
+    if metric.name.endswith("total"):
+        what = "the whole conversation"
+    else:
+        what = next(
+            (s.step.label for s in _steps(result) if s.step.name == metric.name), metric.name
+        )
+    return clean(f"{what} took {metric.value:.3f}s ({result.hint})")
+
+
+def _steps(result: nagiosplugin.Result) -> tuple[StepResult, ...]:
+    walk = getattr(result.resource, "walk", None)
+    return walk.results if walk is not None else ()
+
+
+def describe(result: nagiosplugin.Result) -> str:
+    if result.metric is not None and result.metric.context == "reply":
+        return reply_problem(result.metric.value)
+    return time_problem(result)
+
+
+def ok_line(walk: Walk) -> str:
+    host = f"[{walk.host}]" if ":" in walk.host else walk.host
+    replies = ", ".join(f"{short(r)} {r.code}" for r in walk.results if r.code is not None)
+    return clean(f"{host}:{walk.port} {replies} in {walk.total:.3f}s", 1000)
+
+
+def step_lines(walk: Walk, results: nagiosplugin.Results) -> list[str]:
+    """One line per verb: the state, what was sent, what came back, how long it took."""
+    states: dict[str, nagiosplugin.state.ServiceState] = {}
+    for result in results:
+        if result.metric is not None:
+            name = result.metric.name
+            states[name] = max(states.get(name, nagiosplugin.Ok), result.state)
+    lines = []
+    for r in walk.results:
+        state = str(states.get(r.step.name, nagiosplugin.Ok)).upper()
+        if r.step.verb == "connect":
+            outcome = walk.address or "-"
+        elif r.code is not None:
+            outcome = f"{r.code} {r.text}".rstrip()
+        else:
+            outcome = "-"
+        if r.error is not None:
+            outcome = f"{outcome}: {r.error}" if r.code is not None else r.error
+        took = f"{r.seconds:.6f}s" if r.seconds is not None else "-"
+        lines.append(clean(f"{state:<8} {r.step.label} -> {outcome} ({took})", 400))
+    lines.append(f"{'':<8} total {walk.total:.6f}s")
+    return lines
+
+
+def transcript_lines(walk: Walk) -> list[str]:
+    return ["transcript:"] + [
+        clean(f"{e.direction}: {e.text}", 600) for e in walk.transcript.entries
+    ]
+
+
+class VerbsSummary(nagiosplugin.Summary):
+    def __init__(self, resource: object, verbosity: int = 0) -> None:
+        self.resource = resource
+        self.verbosity = verbosity
+
+    @property
+    def walk(self) -> Walk | None:
+        return getattr(self.resource, "walk", None)
+
+    def ok(self, results: nagiosplugin.Results) -> str:
+        return ok_line(self.walk) if self.walk is not None else super().ok(results)
+
+    def problem(self, results: nagiosplugin.Results) -> str:
+        return describe(results.first_significant)
+
+    def verbose(self, results: nagiosplugin.Results) -> list[str]:
+        if self.walk is None:
+            return []
+        lines = step_lines(self.walk, results)
+        if self.verbosity >= 3:
+            lines += transcript_lines(self.walk)
+        return lines
