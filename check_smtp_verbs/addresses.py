@@ -49,7 +49,11 @@ def mailbox(value: str, what: str, *, allow_null: bool = False) -> str:
         value = value[1:-1]
     if len(value) > 254:
         raise InvalidInput(f"{what} is longer than 254 characters")
-    if value.lower() == "postmaster" or _MAILBOX.fullmatch(value):
+    if value.lower() == "postmaster":
+        return value
+    if _MAILBOX.fullmatch(value):
+        if len(value.rpartition("@")[0]) > 64:  # RFC 5321 4.5.3.1.1
+            raise InvalidInput(f"{what} has a local part longer than 64 characters")
         return value
     raise InvalidInput(f"{what} is not a valid mail address: {value!r}")
 

@@ -105,7 +105,11 @@ class VerbsSummary(nagiosplugin.Summary):
         return getattr(self.resource, "walk", None)
 
     def ok(self, results: nagiosplugin.Results) -> str:
-        return ok_line(self.walk) if self.walk is not None else super().ok(results)
+        if self.walk is None:
+            return super().ok(results)
+        # OK despite a broken walk (e.g. --timeout 10:ok): say what broke, not a verb list
+        broken = [r for r in self.walk.results if r.error is not None and r.step.verb != "quit"]
+        return reply_problem(broken[0]) if broken else ok_line(self.walk)
 
     def problem(self, results: nagiosplugin.Results) -> str:
         return describe(results.first_significant)
