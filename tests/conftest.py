@@ -1,0 +1,67 @@
+"""Fixtures that give tests real SMTP servers on loopback TCP ports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.postfix import PrivatePostfix, find_postfix
+from tests.smtpd import Script, SMTPTestServer
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Callable[..., SMTPTestServer]]:
+    """Start scripted servers on demand: ``smtp_server(close_at="RCPT")``.
+
+    A factory rather than a server, so that one test can run several (an MX
+    list, say) and pick their addresses with ``host="127.0.0.2"``.  A test
+    fails if a server hit a bug of its own, so it cannot pass by accident.
+    """
+    servers: list[SMTPTestServer] = []
+
+    def start(
+        script: Script | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **script_fields: Any,
+    ) -> SMTPTestServer:
+        if script is not None and script_fields:
+            raise TypeError("pass either a Script or Script fields, not both")
+        if script is None:
+            script = Script(**script_fields)
+        server = SMTPTestServer(script, host, port)
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+    errors = [error for server in servers for error in server.errors]
+    if errors:
+        pytest.fail(f"the test SMTP server itself failed: {errors!r}")
+
+
+@pytest.fixture(scope="session")
+def postfix() -> Iterator[PrivatePostfix]:
+    """One private Postfix for the whole session: see tests/postfix.py.
+
+    Skipped where Postfix cannot run, except in CI (``CI`` set), which must
+    prove the plugin against the real MTA.  Tests that change its settings
+    must put them back.
+    """
+    if find_postfix() is None:
+        problem = "Postfix is not installed (see .ci/install-system-packages)"
+    elif os.geteuid() != 0:
+        problem = "a private Postfix must be started as root"
+    else:
+        problem = ""
+    if problem and os.environ.get("CI"):
+        pytest.fail(f"{problem}; CI must test against the real MTA", pytrace=False)
+    if problem:
+        pytest.skip(problem)
+    with PrivatePostfix() as instance:
+        yield instance

@@ -1,0 +1,61 @@
+"""Run the plugin the way Nagios does: as a process, reading its output and exit code.
+
+Each run is a fresh interpreter, as in production; that also keeps nagiosplugin's
+process-wide Runtime singleton from leaking output between tests.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+_PERF = re.compile(r"(?:'([^']+)'|([^\s=]+))=([^;\s]+)((?:;[^;\s]*){0,4})")
+
+
+class Run(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+    @property
+    def status(self) -> str:
+        """The status line without perfdata."""
+        return self.lines[0].split(" | ")[0] if self.lines else ""
+
+    @property
+    def perfdata(self) -> dict[str, str]:
+        """label -> the whole value field (``0.000213s;;1;0``)."""
+        text = " ".join(part.split("|", 1)[1] for part in self.lines if "|" in part)
+        return {(m[1] or m[2]): m[3] + m[4] for m in _PERF.finditer(text)}
+
+    def seconds_of(self, label: str) -> float:
+        return float(self.perfdata[label].split(";")[0].rstrip("s"))
+
+
+def run_plugin(
+    *args: str, command: str = "check_smtp_verbs", timeout: float = 30, prefix: tuple[str, ...] = ()
+) -> Run:
+    started = time.monotonic()
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", command, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+def server_args(server: object, *more: str) -> list[str]:
+    return ["-H", server.host, "-p", str(server.port), *more]  # type: ignore[attr-defined]

@@ -1,0 +1,591 @@
+"""A scriptable SMTP server for tests that need a server to misbehave.
+
+aiosmtpd always speaks correct SMTP, but a monitoring plugin earns its keep
+on servers that don't: slow, silent, hanging up, sending garbage.  This server
+works on raw bytes and does exactly what its :class:`Script` says, so every
+such case is one line in a test.
+
+Replies (type :data:`Reply`) come in three forms:
+
+* ``str`` -- one complete reply line without CRLF, e.g.
+  ``"451 4.3.0 temporary failure"``; the server appends CRLF.
+* ``list[str]`` -- a multi-line reply written *code first*: element 0 is the
+  reply code, every further element is the text of one line, and the server
+  adds the ``-`` / space continuation markers.  ``["250", "smtpd.test",
+  "PIPELINING"]`` goes out as ``250-smtpd.test\\r\\n250 PIPELINING\\r\\n``.
+* ``bytes`` -- sent exactly as given, for replies no well-behaved server
+  would send (see the fault constants such as :data:`OVERLONG_LINE`).
+
+Command line (serves until SIGTERM/SIGINT)::
+
+    python -m tests.smtpd --port 2525 --reply 'RCPT=451 4.3.0 try later'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import signal
+import struct
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO, Union
+
+Reply = Union[str, list[str], bytes]
+
+HOSTNAME = "smtpd.test"
+DEFAULT_BANNER = f"220 {HOSTNAME} ESMTP test server"
+DEFAULT_CAPABILITIES = ("PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES")
+DEFAULT_REPLIES: dict[str, Reply] = {
+    "HELO": f"250 {HOSTNAME}",
+    "MAIL": "250 2.1.0 Ok",
+    "RCPT": "250 2.1.5 Ok",
+    "DATA": "354 End data with <CR><LF>.<CR><LF>",
+    "DOT": "250 2.0.0 Ok: queued as 4TEST0001",
+    "QUIT": "221 2.0.0 Bye",
+    "RSET": "250 2.0.0 Ok",
+    "NOOP": "250 2.0.0 Ok",
+    "VRFY": "252 2.0.0 Cannot VRFY user, but will accept message",
+    "EXPN": "502 5.5.1 EXPN not available",
+    "STARTTLS": "454 4.7.0 TLS not available",
+    "AUTH": "503 5.5.1 Authentication not enabled",
+}
+"""Replies of a well-behaved server; EHLO/LHLO are built from ``Script.capabilities``."""
+UNKNOWN_VERB_REPLY = "502 5.5.2 Error: command not recognized"
+
+# Common faults, as raw replies (or banners) so tests read as what they break.
+OVERLONG_LINE = b"250 " + b"x" * 10_000 + b"\r\n"
+"""RFC 5321 allows 512 octets per reply line; smtplib gives up at 8192."""
+NUL_BYTE = b"250 2.0.0 Ok\x00hidden\r\n"
+NON_UTF8 = b"250 2.0.0 caf\xe9 \xff\xfe\r\n"
+INVALID_CODE = b"25O 2.0.0 letter O, not zero\r\n"
+BROKEN_CONTINUATION = b"250-smtpd.test\r\n251-PIPELINING\r\n250 8BITMIME\r\n"
+"""A multi-line reply whose code changes half-way."""
+UNTERMINATED_CONTINUATION = b"250-smtpd.test\r\n250-PIPELINING\r\n"
+"""A multi-line reply that announces more lines and then sends none."""
+GARBAGE_BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"
+"""What a plugin pointed at the wrong port meets."""
+BARE_LF = b"250 2.0.0 Ok\n"
+NO_LINE_END = b"250 2.0.0 Ok"
+
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+MAX_LINE = 1 << 20
+"""Far above any sane client line, so only a runaway client hits it."""
+
+
+def render(reply: Reply) -> bytes:
+    """Turn a :data:`Reply` into the bytes that go on the wire."""
+    if isinstance(reply, bytes):
+        return reply
+    if isinstance(reply, str):
+        return reply.encode() + b"\r\n"
+    code, *texts = reply
+    if not texts:
+        return f"{code}\r\n".encode()
+    lines = [f"{code}-{text}" for text in texts[:-1]] + [f"{code} {texts[-1]}"]
+    return "".join(line + "\r\n" for line in lines).encode()
+
+
+@dataclass
+class Script:
+    """How the server behaves; tests may change it while the server runs.
+
+    Per-verb keys are SMTP verbs in any case, plus ``BANNER`` (the greeting)
+    and ``DOT`` (the reply after the final "." of DATA).  ``silent``,
+    ``expect_proxy`` and a ``BANNER`` fault take effect for connections
+    accepted afterwards, everything else from the next command on.
+    """
+
+    banner: Reply = DEFAULT_BANNER
+    replies: dict[str, Reply] = field(default_factory=dict)
+    rcpt_replies: dict[str, Reply] = field(default_factory=dict)
+    """Keyed by recipient address (without <>); wins over ``replies["RCPT"]``."""
+    delays: dict[str, float] = field(default_factory=dict)
+    capabilities: list[str] = field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
+    silent: bool = False
+    """Accept and record commands, never send a byte."""
+    dribble: float | None = None
+    """Seconds to wait before each single byte of every reply."""
+    close_at: str | None = None
+    """Hang up without replying when this verb arrives."""
+    close_after: str | None = None
+    """Reply to this verb, then hang up."""
+    expect_proxy: bool = False
+    """Require a PROXY protocol header before the banner."""
+
+    def reply_for(self, verb: str) -> Reply:
+        """What to answer to ``verb``: the script's choice, else a sane default."""
+        verb = verb.upper()
+        replies = {key.upper(): value for key, value in self.replies.items()}
+        if verb in replies:
+            return replies[verb]
+        if verb in ("EHLO", "LHLO"):
+            return ["250", HOSTNAME, *self.capabilities]
+        return DEFAULT_REPLIES.get(verb, UNKNOWN_VERB_REPLY)
+
+    def rcpt_reply_for(self, address: str) -> Reply:
+        """What to answer to RCPT for ``address``, so one recipient can fail alone."""
+        replies = {key.lower().strip("<>"): value for key, value in self.rcpt_replies.items()}
+        return replies.get(address.lower(), self.reply_for("RCPT"))
+
+    def delay_for(self, verb: str) -> float:
+        return {key.upper(): value for key, value in self.delays.items()}.get(verb, 0.0)
+
+    def closes_at(self, verb: str) -> bool:
+        return self.close_at is not None and self.close_at.upper() == verb
+
+    def closes_after(self, verb: str) -> bool:
+        return self.close_after is not None and self.close_after.upper() == verb
+
+
+@dataclass
+class Message:
+    """A message the server accepted, for asserting what a client delivered."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+def parse_proxy_v1(raw: bytes) -> dict[str, Any] | None:
+    """Parse a PROXY v1 text header (including CRLF); None if it is invalid."""
+    if len(raw) > 107 or not raw.endswith(b"\r\n"):
+        return None
+    try:
+        parts = raw[:-2].decode("ascii").split(" ")
+    except UnicodeDecodeError:
+        return None
+    if parts[:2] == ["PROXY", "UNKNOWN"]:
+        return {"version": 1, "protocol": "UNKNOWN", "raw": raw}
+    if len(parts) != 6 or parts[0] != "PROXY" or parts[1] not in ("TCP4", "TCP6"):
+        return None
+    _, protocol, source, dest, source_port, dest_port = parts
+    ip_version = 4 if protocol == "TCP4" else 6
+    try:
+        versions = {ipaddress.ip_address(source).version, ipaddress.ip_address(dest).version}
+    except ValueError:
+        return None
+    if versions != {ip_version}:
+        return None
+    ports = [source_port, dest_port]
+    if not all(port.isdigit() and int(port) <= 65535 for port in ports):
+        return None
+    return {
+        "version": 1,
+        "protocol": protocol,
+        "source_address": source,
+        "source_port": int(source_port),
+        "dest_address": dest,
+        "dest_port": int(dest_port),
+        "raw": raw,
+    }
+
+
+_PROXY_V2_INET = {0x11: ("TCP4", 4), 0x12: ("UDP4", 4), 0x21: ("TCP6", 16), 0x22: ("UDP6", 16)}
+_PROXY_V2_OTHER = {0x00: "UNSPEC", 0x31: "UNIX_STREAM", 0x32: "UNIX_DGRAM"}
+
+
+def parse_proxy_v2(raw: bytes) -> dict[str, Any] | None:
+    """Parse a complete binary PROXY v2 header; None if it is invalid."""
+    if len(raw) < 16 or not raw.startswith(PROXY_V2_SIGNATURE) or raw[12] >> 4 != 2:
+        return None
+    command = {0: "LOCAL", 1: "PROXY"}.get(raw[12] & 0x0F)
+    family = raw[13]
+    if command is None or len(raw) != 16 + struct.unpack("!H", raw[14:16])[0]:
+        return None
+    header: dict[str, Any] = {"version": 2, "command": command, "raw": raw}
+    if family in _PROXY_V2_OTHER:
+        return header | {"protocol": _PROXY_V2_OTHER[family]}
+    if family not in _PROXY_V2_INET:
+        return None
+    protocol, size = _PROXY_V2_INET[family]
+    body = raw[16:]
+    if len(body) < 2 * size + 4:
+        return None
+    source_port, dest_port = struct.unpack("!HH", body[2 * size : 2 * size + 4])
+    return header | {
+        "protocol": protocol,
+        "source_address": str(ipaddress.ip_address(body[:size])),
+        "source_port": source_port,
+        "dest_address": str(ipaddress.ip_address(body[size : 2 * size])),
+        "dest_port": dest_port,
+    }
+
+
+def _address(argument: str, keyword: str) -> str:
+    """The address of ``FROM:<a@b> SIZE=1`` / ``TO: <a@b>``, "" if malformed."""
+    head, colon, rest = argument.partition(":")
+    if not colon or head.strip().upper() != keyword:
+        return ""
+    rest = rest.strip()
+    if rest.startswith("<"):
+        return rest[1:].partition(">")[0]
+    return rest.partition(" ")[0]
+
+
+def _reply_class(reply: Reply) -> bytes:
+    """First digit of a reply, which decides what the server does next."""
+    return render(reply)[:1]
+
+
+Handler = Callable[[str, str], Awaitable[bool]]
+
+
+class _Session:
+    """One client connection; handlers return False when it must end.
+
+    Adding a verb with its own behaviour is one ``_do_*`` method plus one
+    entry in ``handlers``; every other verb just gets its scripted reply.
+    """
+
+    def __init__(
+        self,
+        server: SMTPTestServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.mail_from = ""
+        self.rcpt_tos: list[str] = []
+        self.handlers: dict[str, Handler] = {
+            "EHLO": self._do_reset,
+            "HELO": self._do_reset,
+            "LHLO": self._do_reset,
+            "RSET": self._do_reset,
+            "MAIL": self._do_mail,
+            "RCPT": self._do_rcpt,
+            "DATA": self._do_data,
+            "QUIT": self._do_quit,
+        }
+
+    @property
+    def script(self) -> Script:
+        return self.server.script
+
+    async def run(self) -> None:
+        if self.script.closes_at("BANNER"):
+            return
+        if self.script.expect_proxy and not await self._read_proxy_header():
+            return
+        if self.script.silent:
+            while await self._read_command() is not None:
+                pass
+            return
+        if not await self._send("BANNER", self.script.banner):
+            return
+        while (line := await self._read_command()) is not None:
+            verb, _, argument = line.partition(" ")
+            verb = verb.upper()
+            if self.script.closes_at(verb):
+                return
+            if not await self.handlers.get(verb, self._do_reply)(verb, argument):
+                return
+
+    async def _read_command(self) -> str | None:
+        """Next command line, recorded before anything else happens to it.
+
+        A fragment that the client sent without a line end before hanging up
+        is recorded too: tests assert on everything that went on the wire.
+        """
+        try:
+            line = await self.reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as eof:
+            if eof.partial:
+                self.server._record(eof.partial.decode("utf-8", "replace"))
+            return None
+        except (asyncio.LimitOverrunError, ValueError):
+            return None
+        command = line.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8", "replace")
+        self.server._record(command)
+        return command
+
+    async def _send(self, verb: str, reply: Reply) -> bool:
+        delay = self.script.delay_for(verb)
+        if delay:
+            await asyncio.sleep(delay)
+        data = render(reply)
+        dribble = self.script.dribble
+        if dribble is None:
+            self.writer.write(data)
+            await self.writer.drain()
+        else:
+            for index in range(len(data)):
+                await asyncio.sleep(dribble)
+                self.writer.write(data[index : index + 1])
+                await self.writer.drain()
+        return not self.script.closes_after(verb)
+
+    async def _do_reply(self, verb: str, argument: str) -> bool:
+        return await self._send(verb, self.script.reply_for(verb))
+
+    async def _do_reset(self, verb: str, argument: str) -> bool:
+        self.mail_from, self.rcpt_tos = "", []
+        return await self._do_reply(verb, argument)
+
+    async def _do_mail(self, verb: str, argument: str) -> bool:
+        reply = self.script.reply_for(verb)
+        if _reply_class(reply) == b"2":
+            self.mail_from, self.rcpt_tos = _address(argument, "FROM"), []
+        return await self._send(verb, reply)
+
+    async def _do_rcpt(self, verb: str, argument: str) -> bool:
+        address = _address(argument, "TO")
+        reply = self.script.rcpt_reply_for(address)
+        if _reply_class(reply) == b"2":
+            self.rcpt_tos.append(address)
+        return await self._send(verb, reply)
+
+    async def _do_data(self, verb: str, argument: str) -> bool:
+        reply = self.script.reply_for(verb)
+        if not await self._send(verb, reply):
+            return False
+        if _reply_class(reply) != b"3":  # refused: no data mode
+            return True
+        lines: list[bytes] = []
+        while True:
+            try:
+                line = await self.reader.readuntil(b"\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                return False
+            if line.rstrip(b"\r\n") == b".":
+                break
+            lines.append(line[1:] if line.startswith(b".") else line)
+        self.server._record(".")
+        if self.script.closes_at("DOT"):
+            return False
+        reply = self.script.reply_for("DOT")
+        if _reply_class(reply) == b"2":
+            self.server.messages.append(Message(self.mail_from, self.rcpt_tos, b"".join(lines)))
+        self.mail_from, self.rcpt_tos = "", []
+        return await self._send("DOT", reply)
+
+    async def _do_quit(self, verb: str, argument: str) -> bool:
+        """Hang up after any QUIT reply, as every real server does."""
+        await self._send(verb, self.script.reply_for(verb))
+        return False
+
+    async def _read_proxy_header(self) -> bool:
+        try:
+            head = await self.reader.readexactly(len(PROXY_V2_SIGNATURE))
+            if head == PROXY_V2_SIGNATURE:
+                fixed = await self.reader.readexactly(4)
+                (length,) = struct.unpack("!H", fixed[2:])
+                header = parse_proxy_v2(head + fixed + await self.reader.readexactly(length))
+            elif head.startswith(b"PROXY "):
+                header = parse_proxy_v1(head + await self.reader.readuntil(b"\r\n"))
+            else:
+                header = None
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            return False
+        if header is None:
+            return False
+        self.server.proxy_headers.append(header)
+        return True
+
+
+class SMTPTestServer:
+    """Serves a :class:`Script` on a real TCP port from its own thread.
+
+    The asyncio loop runs in a daemon thread so that ordinary blocking test
+    code (smtplib, subprocesses running the plugin) can talk to it.  The
+    socket listens before ``start()`` returns, so nobody has to wait for it.
+    ``host`` must be an IP address (any of 127/8 or ::1), not a name.
+    """
+
+    def __init__(
+        self,
+        script: Script | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log: TextIO | None = None,
+    ) -> None:
+        self.script = script if script is not None else Script()
+        self.host = host
+        self.port = port
+        self.received: list[str] = []
+        """Every command line the client sent (``"."`` ends DATA), without CRLF."""
+        self.messages: list[Message] = []
+        self.proxy_headers: list[dict[str, Any]] = []
+        self.connections = 0
+        """Counted once the server gets to a connection: maybe just after connect() returns."""
+        self.errors: list[BaseException] = []
+        """Bugs in the server itself, so a test cannot pass on a broken server."""
+        self._log = log
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    def start(self) -> SMTPTestServer:
+        if self._loop is not None:
+            raise RuntimeError("server already started")
+        loop = asyncio.new_event_loop()
+        try:
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, self.host, self.port, limit=MAX_LINE)
+            )
+        except BaseException:
+            loop.close()
+            raise
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._loop = loop
+        self._thread = threading.Thread(
+            target=loop.run_forever, name=f"smtpd {self.host}:{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Drop every client connection and stop; safe to call twice."""
+        loop, self._loop = self._loop, None
+        if loop is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(timeout=10)
+        loop.close()
+
+    def __enter__(self) -> SMTPTestServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _record(self, command: str) -> None:
+        self.received.append(command)
+        if self._log is not None:
+            self._log.write(command + "\n")
+            self._log.flush()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            if not self._closing:  # else accepted just as stop() began
+                await _Session(self, reader, writer).run()
+        except ConnectionError:
+            pass  # the client hung up first: a normal event for this server
+        except asyncio.CancelledError:
+            # stop(), which waits for this task anyway.  Not re-raised: Python
+            # 3.11's StreamReaderProtocol logs a cancelled handler as an error.
+            writer.transport.abort()  # don't wait to flush a dribble
+        except Exception as error:
+            self.errors.append(error)
+        finally:
+            self._sessions.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _shutdown(self) -> None:
+        """End every connection, also those accepted but not yet handed to
+        _handle: left alone, their sockets would outlive the loop."""
+        assert self._server is not None
+        self._closing = True
+        self._server.close()
+        me = asyncio.current_task()
+        while tasks := [task for task in asyncio.all_tasks() if task is not me]:
+            for session in self._sessions:
+                session.cancel()
+            # Each of these ends by itself now, so this always returns.
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await self._server.wait_closed()
+
+
+def _unescape(text: str) -> bytes:
+    r"""Bytes from Python-style escapes (\r \n \x00), other text as UTF-8."""
+    return text.encode().decode("unicode_escape").encode("latin-1")
+
+
+def _script_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Script:
+    def pairs(items: list[str], option: str) -> list[tuple[str, str]]:
+        result = []
+        for item in items:
+            key, equals, value = item.partition("=")
+            if not equals or not key:
+                parser.error(f"{option} expects KEY=VALUE, got {item!r}")
+            result.append((key, value))
+        return result
+
+    lines: dict[str, list[str]] = {}
+    for verb, line in pairs(args.reply, "--reply"):
+        lines.setdefault(verb.upper(), []).append(line)
+    replies: dict[str, Reply] = {
+        verb: found[0] if len(found) == 1 else "".join(f"{line}\r\n" for line in found).encode()
+        for verb, found in lines.items()
+    }
+    replies |= {verb.upper(): _unescape(raw) for verb, raw in pairs(args.raw_reply, "--raw-reply")}
+    try:
+        delays = {verb.upper(): float(seconds) for verb, seconds in pairs(args.delay, "--delay")}
+    except ValueError as error:
+        parser.error(f"--delay: {error}")
+    return Script(
+        banner=_unescape(args.raw_banner) if args.raw_banner is not None else args.banner,
+        replies=replies,
+        rcpt_replies=dict(pairs(args.rcpt_reply, "--rcpt-reply")),
+        delays=delays,
+        silent=args.silent,
+        dribble=args.dribble,
+        close_at=args.close_at,
+        close_after=args.close_after,
+        expect_proxy=args.expect_proxy,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.smtpd",
+        description="Scriptable, fault-injecting SMTP test server. Serves until SIGTERM/SIGINT.",
+        epilog="Repeating --reply for one verb makes a multi-line reply of those exact lines, "
+        "e.g. --reply EHLO=250-smtpd.test --reply 'EHLO=250 PIPELINING'. "
+        r"BYTES take Python escapes such as \r \n \x00.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="IP address to bind (default %(default)s)")
+    add("--port", type=int, default=2525, help="0 picks a free port (default %(default)s)")
+    add("--reply", action="append", default=[], metavar="VERB=REPLY")
+    add("--raw-reply", action="append", default=[], metavar="VERB=BYTES")
+    add("--rcpt-reply", action="append", default=[], metavar="ADDR=REPLY")
+    add("--delay", action="append", default=[], metavar="VERB=SECONDS", help="VERB may be BANNER")
+    banner = parser.add_mutually_exclusive_group()
+    banner.add_argument("--banner", default=DEFAULT_BANNER, metavar="TEXT")
+    banner.add_argument("--raw-banner", metavar="BYTES")
+    add("--silent", action="store_true", help="never send anything")
+    add("--close-at", metavar="VERB", help="hang up without replying when VERB arrives")
+    add("--close-after", metavar="VERB", help="hang up after replying to VERB")
+    add("--dribble", type=float, metavar="SECONDS", help="send replies one byte per SECONDS")
+    add("--expect-proxy", action="store_true", help="require a PROXY protocol header")
+    add("--log", metavar="FILE", help="append every received command line to FILE")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    script = _script_from_args(args, parser)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else None
+        try:
+            server = stack.enter_context(SMTPTestServer(script, args.host, args.port, log=log))
+        except OSError as error:
+            parser.exit(1, f"cannot listen on {args.host} port {args.port}: {error}\n")
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        print(f"listening on {host}:{server.port}", flush=True)
+        stopping.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
