@@ -6,6 +6,7 @@ process-wide Runtime singleton from leaking output between tests.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -43,15 +44,21 @@ class Run(NamedTuple):
 
 
 def run_plugin(
-    *args: str, command: str = "check_smtp_verbs", timeout: float = 30, prefix: tuple[str, ...] = ()
+    *args: str,
+    command: str = "check_smtp_verbs",
+    timeout: float = 30,
+    prefix: tuple[str, ...] = (),
+    python: str = sys.executable,
 ) -> Run:
+    """Run ``python -m command args`` from the repository root, as a fresh process."""
     started = time.monotonic()
     done = subprocess.run(
-        [*prefix, sys.executable, "-m", command, *args],
+        [*prefix, python, "-m", command, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         stdin=subprocess.DEVNULL,
     )
     return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
@@ -59,3 +66,15 @@ def run_plugin(
 
 def server_args(server: object, *more: str) -> list[str]:
     return ["-H", server.host, "-p", str(server.port), *more]  # type: ignore[attr-defined]
+
+
+def need(problem: str | None) -> None:
+    """Skip a test whose Debian package is missing here, but fail it in CI, which must prove it."""
+    import pytest
+
+    if problem and os.environ.get("CI"):
+        pytest.fail(
+            f"{problem}; CI must run this test (see .ci/install-system-packages)", pytrace=False
+        )
+    if problem:
+        pytest.skip(problem)
