@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import ipaddress
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -396,6 +397,10 @@ class SMTPTestServer:
     code (smtplib, subprocesses running the plugin) can talk to it.  The
     socket listens before ``start()`` returns, so nobody has to wait for it.
     ``host`` must be an IP address (any of 127/8 or ::1), not a name.
+
+    It accepts connections itself rather than through ``asyncio.Server``:
+    a connection that the latter accepts just as it is closed is never
+    handed to anyone, and its socket outlives ``stop()``.
     """
 
     def __init__(
@@ -413,43 +418,38 @@ class SMTPTestServer:
         self.messages: list[Message] = []
         self.proxy_headers: list[dict[str, Any]] = []
         self.connections = 0
-        """Counted once the server gets to a connection: maybe just after connect() returns."""
+        """Counted on accept, which may come just after the client's connect() returns."""
         self.errors: list[BaseException] = []
         """Bugs in the server itself, so a test cannot pass on a broken server."""
         self._log = log
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
-        self._sessions: set[asyncio.Task[Any]] = set()
-        self._closing = False
+        self._listener: socket.socket | None = None
+        self._sessions: dict[asyncio.Task[None], socket.socket] = {}
 
     def start(self) -> SMTPTestServer:
         if self._loop is not None:
             raise RuntimeError("server already started")
-        loop = asyncio.new_event_loop()
-        try:
-            self._server = loop.run_until_complete(
-                asyncio.start_server(self._handle, self.host, self.port, limit=MAX_LINE)
-            )
-        except BaseException:
-            loop.close()
-            raise
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._loop = loop
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._listener = socket.create_server((self.host, self.port), family=family, backlog=128)
+        self._listener.setblocking(False)
+        self.port = self._listener.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        self._loop.add_reader(self._listener, self._accept)
         self._thread = threading.Thread(
-            target=loop.run_forever, name=f"smtpd {self.host}:{self.port}", daemon=True
+            target=self._loop.run_forever, name=f"smtpd {self.host}:{self.port}", daemon=True
         )
         self._thread.start()
         return self
 
     def stop(self) -> None:
         """Drop every client connection and stop; safe to call twice."""
-        loop, self._loop = self._loop, None
-        if loop is None or self._thread is None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or loop.is_closed():
             return
         asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(timeout=10)
+        thread.join(timeout=10)
         loop.close()
 
     def __enter__(self) -> SMTPTestServer:
@@ -464,41 +464,43 @@ class SMTPTestServer:
             self._log.write(command + "\n")
             self._log.flush()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        self._sessions.add(task)
+    def _accept(self) -> None:
+        assert self._listener is not None
         try:
-            if not self._closing:  # else accepted just as stop() began
-                await _Session(self, reader, writer).run()
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # the client gave up before we got to it
+        self.connections += 1
+        conn.setblocking(False)
+        self._sessions[asyncio.get_running_loop().create_task(self._handle(conn))] = conn
+
+    async def _handle(self, conn: socket.socket) -> None:
+        reader, writer = await asyncio.open_connection(sock=conn, limit=MAX_LINE)
+        try:
+            await _Session(self, reader, writer).run()
         except ConnectionError:
             pass  # the client hung up first: a normal event for this server
         except asyncio.CancelledError:
-            # stop(), which waits for this task anyway.  Not re-raised: Python
-            # 3.11's StreamReaderProtocol logs a cancelled handler as an error.
+            # stop(), which waits for this task anyway.  Not re-raised so
+            # that no version of asyncio logs it as an error.
             writer.transport.abort()  # don't wait to flush a dribble
         except Exception as error:
             self.errors.append(error)
         finally:
-            self._sessions.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
     async def _shutdown(self) -> None:
-        """End every connection, also those accepted but not yet handed to
-        _handle: left alone, their sockets would outlive the loop."""
-        assert self._server is not None
-        self._closing = True
-        self._server.close()
-        me = asyncio.current_task()
-        while tasks := [task for task in asyncio.all_tasks() if task is not me]:
-            for session in self._sessions:
-                session.cancel()
-            # Each of these ends by itself now, so this always returns.
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        await self._server.wait_closed()
+        assert self._listener is not None
+        asyncio.get_running_loop().remove_reader(self._listener)
+        self._listener.close()
+        tasks = list(self._sessions)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for conn in self._sessions.values():
+            conn.close()  # no-op unless its task was cancelled before it ran
 
 
 def _unescape(text: str) -> bytes:

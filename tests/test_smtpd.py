@@ -455,6 +455,18 @@ def test_stop_drops_open_connections_promptly(smtp_server: Factory) -> None:
         assert stream.read() == b""
 
 
+def test_stop_leaves_no_connection_open_even_one_made_just_before() -> None:
+    for _ in range(10):  # the race needs a few rounds to show
+        with SMTPTestServer() as server:
+            sock = socket.create_connection((server.host, server.port), timeout=2)
+        with sock:
+            try:
+                assert sock.recv(100) in (b"", b"220 smtpd.test ESMTP test server\r\n")
+                assert sock.recv(100) == b""
+            except ConnectionResetError:
+                pass  # refused before it was accepted: closed just the same
+
+
 def test_context_manager_starts_and_stops() -> None:
     with SMTPTestServer(Script(banner="220 managed")) as server:
         assert server.port != 0
