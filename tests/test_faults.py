@@ -21,6 +21,13 @@ def test_connection_refused_is_critical(smtp_server):
     assert "connect" in run.perfdata
 
 
+def test_unreachable_network_is_critical():
+    # A private network namespace whose loopback is down: nothing is reachable at all.
+    run = run_plugin("-H", "127.0.0.1", *FULL, prefix=("unshare", "--net", "--"))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.status == "SMTP_VERBS CRITICAL - cannot connect to 127.0.0.1:25: network is unreachable"
+
+
 def test_name_that_does_not_resolve_is_critical():
     # In a private network namespace with only loopback, so no DNS query leaves the machine.
     run = run_plugin("-H", "nosuch.invalid", "-t", "5", *FULL, prefix=("unshare", "--net", "--"))
