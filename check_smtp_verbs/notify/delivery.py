@@ -1,0 +1,330 @@
+"""SMTP delivery straight to the gateway: servers in order, or the recipient's MX hosts.
+
+The alert must not depend on the local mail relay, so this is a tiny MTA: it talks
+to the configured servers one after the other (or the MX hosts of the recipient's
+domain in preference order, each of their addresses in turn) until one accepts the
+message.  One deadline bounds everything, DNS included; each server still left gets
+an equal share of the remaining time, so one that hangs cannot starve the fallback.
+Every refusal is kept so the final error says what each server answered.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+from email.message import EmailMessage
+from typing import Any, NamedTuple
+
+from check_smtp_verbs.deadline import Deadline, DeadlineExceeded, DeadlineSocket, connect, resolve
+from check_smtp_verbs.notify.settings import Auth, Server, TlsPolicy
+
+
+class Delivered(NamedTuple):
+    server: str  # 127.0.0.1:2525, or mx1.example.net[192.0.2.1]:25
+    reply: str  # the server's answer to the final dot ("2.0.0 Ok: queued as ...")
+    tls: bool
+
+
+class DeliveryFailed(Exception):
+    """No server accepted the message; the message is one line with every reason."""
+
+
+class _Refused(Exception):
+    """This server did not take the message; try the next one."""
+
+
+class _Client(smtplib.SMTP):
+    """smtplib on deadline-bounded sockets, plain and TLS alike."""
+
+    def __init__(self, helo: str, deadline: Deadline, address: tuple[Any, ...] | None) -> None:
+        super().__init__(local_hostname=helo)  # no getfqdn(): it can hang on DNS
+        self.deadline = deadline
+        self.address = address  # an already resolved address (MX), or None to resolve
+        self.stage = "connecting"
+
+    def _get_socket(self, host: str, port: int, timeout: object) -> DeadlineSocket:
+        if self.address is not None:
+            return connect(self.address, self.deadline)
+        error: OSError | None = None
+        for address in resolve(host, port, 0, self.deadline):
+            try:
+                return connect(address, self.deadline)
+            except OSError as exc:
+                error = exc
+        raise error or OSError(f"no address for {host}")
+
+    def _before_io(self) -> None:
+        # After STARTTLS self.sock is an SSLSocket, which does not use DeadlineSocket's
+        # bounded recv; bound its every operation here instead.
+        if self.sock is not None and not isinstance(self.sock, DeadlineSocket):
+            self.sock.settimeout(self.deadline.remaining())
+
+    def send(self, s: Any) -> None:
+        self._before_io()
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        self._before_io()
+        try:
+            return super().getreply()
+        except socket.timeout:
+            raise DeadlineExceeded from None
+
+
+def _reply(code: int, message: bytes) -> str:
+    text = message.decode("utf-8", "backslashreplace").replace("\n", " ")
+    return f"{code} {text}"[:200]
+
+
+def _expect(client: _Client, stage: str, result: tuple[int, bytes], ok: range) -> str:
+    code, message = result
+    if code not in ok:
+        raise _Refused(f"{stage} answered {_reply(code, message)}")
+    return _reply(code, message)
+
+
+def _tls_context(policy: TlsPolicy) -> Any:
+    import ssl  # only deliveries that use TLS pay for the import
+
+    if policy.require:
+        return ssl.create_default_context(cafile=policy.cafile)
+    # Opportunistic TLS as MTAs do it: encrypt against eavesdroppers, accept any
+    # certificate, because refusing would mean sending the alert in clear text instead.
+    context = ssl.create_default_context(cafile=policy.cafile)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _session(
+    client: _Client,
+    server: Server,
+    message: EmailMessage,
+    sender: str,
+    recipient: str,
+    policy: TlsPolicy,
+    auth: Auth | None,
+) -> Delivered:
+    client._host = server.host  # STARTTLS checks the certificate against this name
+    client.stage = "the banner"
+    code, banner = client.connect(server.host, server.port)
+    if code != 220:
+        raise _Refused(f"banner {_reply(code, banner)}")
+    client.stage = "the EHLO reply"
+    _expect(client, "EHLO", client.ehlo(), range(250, 251))
+    tls = False
+    if not policy.disable and client.has_extn("starttls"):
+        client.stage = "the STARTTLS handshake"
+        try:
+            client.starttls(context=_tls_context(policy))
+        except smtplib.SMTPResponseException as exc:
+            raise _Refused(f"STARTTLS answered {_reply(exc.smtp_code, exc.smtp_error)}") from None
+        tls = True
+        client.stage = "the EHLO reply after STARTTLS"
+        _expect(client, "EHLO after STARTTLS", client.ehlo(), range(250, 251))
+    elif policy.require:
+        raise _Refused("STARTTLS not offered (--require-tls)")
+    if auth is not None:
+        if not tls:
+            raise _Refused("will not send the password: no TLS")
+        if not client.has_extn("auth"):
+            raise _Refused("AUTH not offered")
+        client.stage = "the AUTH reply"
+        try:
+            client.login(auth.user, auth.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise _Refused(f"AUTH answered {_reply(exc.smtp_code, exc.smtp_error)}") from None
+        except smtplib.SMTPException as exc:
+            raise _Refused(f"AUTH failed: {exc}") from None
+    client.stage = "the MAIL reply"
+    _expect(client, "MAIL FROM", client.mail(sender), range(250, 252))
+    client.stage = "the RCPT reply"
+    _expect(client, "RCPT TO", client.rcpt(recipient), range(250, 252))
+    client.stage = "the DATA reply"
+    code, text = client.docmd("DATA")
+    if code != 354:
+        raise _Refused(f"DATA answered {_reply(code, text)}")
+    client.stage = "the reply to the message"
+    data = smtplib._quote_periods(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    client.send(data + b".\r\n")
+    accepted = _expect(client, "the message", client.getreply(), range(250, 251))
+    return Delivered(str(server), accepted.partition(" ")[2], tls)
+
+
+def try_server(
+    server: Server,
+    address: tuple[Any, ...] | None,
+    message: EmailMessage,
+    sender: str,
+    recipient: str,
+    helo: str,
+    deadline: Deadline,
+    policy: TlsPolicy,
+    auth: Auth | None,
+) -> Delivered:
+    """Deliver to one server; raise _Refused with the reason when it did not accept."""
+    client = _Client(helo, deadline, address)
+    accepted = False
+    try:
+        delivered = _session(client, server, message, sender, recipient, policy, auth)
+        accepted = True
+        return delivered
+    except DeadlineExceeded:
+        raise _Refused(f"timeout after {deadline.seconds:g}s waiting for {client.stage}") from None
+    except smtplib.SMTPServerDisconnected:
+        raise _Refused(f"connection closed while waiting for {client.stage}") from None
+    except smtplib.SMTPException as exc:
+        raise _Refused(f"SMTP error at {client.stage}: {exc}") from None
+    except OSError as exc:  # refused, unreachable, reset, TLS failures (ssl.SSLError)
+        raise _Refused(f"{exc.strerror or exc} at {client.stage}") from None
+    finally:
+        _quit(client, accepted)
+
+
+def _quit(client: _Client, polite: bool) -> None:
+    """QUIT after success; after a failure just hang up - the reason is already known."""
+    try:
+        if polite and client.sock is not None:
+            client.docmd("QUIT")
+    except (DeadlineExceeded, OSError, smtplib.SMTPException):
+        pass
+    finally:
+        client.close()
+
+
+def deliver_to_servers(
+    servers: list[Server],
+    message: EmailMessage,
+    sender: str,
+    recipient: str,
+    helo: str,
+    deadline: Deadline,
+    policy: TlsPolicy,
+    auth: Auth | None,
+) -> Delivered:
+    """Try ``servers`` in order until one accepts."""
+    reasons: list[str] = []
+    for index, server in enumerate(servers):
+        share = _share(deadline, len(servers) - index)
+        if share is None:
+            reasons.append(f"{server}: not tried, no time left")
+            break
+        try:
+            return try_server(server, None, message, sender, recipient, helo, share, policy, auth)
+        except _Refused as exc:
+            reasons.append(f"{server}: {exc}")
+    raise DeliveryFailed("; ".join(reasons))
+
+
+def _share(deadline: Deadline, left: int) -> Deadline | None:
+    try:
+        return deadline.within(deadline.remaining() / max(left, 1))
+    except DeadlineExceeded:
+        return None
+
+
+class MxHost(NamedTuple):
+    preference: int
+    name: str
+    addresses: tuple[str, ...]
+
+
+def mx_hosts(
+    domain: str, resolver_address: tuple[str, int] | None, deadline: Deadline
+) -> list[MxHost]:
+    """The MX hosts of ``domain`` in preference order, with their addresses.
+
+    Without MX records the domain itself is the mail host (RFC 5321 5.1); a null
+    MX (RFC 7505) means the domain takes no mail.  dnspython is imported here only.
+    """
+    import dns.exception
+    import dns.resolver
+
+    if resolver_address is None:
+        resolver = dns.resolver.Resolver()
+    else:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [resolver_address[0]]
+        resolver.port = resolver_address[1]
+
+    def query(name: str, kind: str) -> list[Any]:
+        try:
+            answer = resolver.resolve(name, kind, lifetime=deadline.remaining(), search=False)
+        except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+            if kind == "MX":
+                raise
+            return []
+        return list(answer)
+
+    try:
+        try:
+            records = query(domain, "MX")
+        except dns.resolver.NXDOMAIN:
+            raise DeliveryFailed(f"the recipient domain {domain} does not exist in DNS") from None
+        except dns.resolver.NoAnswer:
+            records = []
+        if not records:
+            hosts = [(0, domain)]
+        else:
+            hosts = sorted(
+                (int(r.preference), r.exchange.to_text(omit_final_dot=True)) for r in records
+            )
+            if len(hosts) == 1 and hosts[0][1] in ("", "."):
+                raise DeliveryFailed(f"{domain} publishes a null MX: it accepts no mail")
+        result = []
+        for preference, name in hosts:
+            found = [r.address for kind in ("A", "AAAA") for r in query(name, kind)]
+            result.append(MxHost(preference, name, tuple(found)))
+        return result
+    except DeadlineExceeded:
+        raise DeliveryFailed(
+            f"timeout after {deadline.seconds:g}s looking up the MX of {domain}"
+        ) from None
+    except dns.exception.Timeout:
+        raise DeliveryFailed(f"DNS timeout looking up the MX of {domain}") from None
+    except dns.exception.DNSException as exc:
+        raise DeliveryFailed(f"DNS error looking up the MX of {domain}: {exc}") from None
+
+
+def deliver_to_mx(
+    recipient_domain: str,
+    port: int,
+    resolver_address: tuple[str, int] | None,
+    message: EmailMessage,
+    sender: str,
+    recipient: str,
+    helo: str,
+    deadline: Deadline,
+    policy: TlsPolicy,
+    auth: Auth | None,
+) -> Delivered:
+    """Deliver to the MX hosts of the recipient's domain, falling through on refusal."""
+    hosts = mx_hosts(recipient_domain, resolver_address, deadline)
+    reasons: list[str] = []
+    for index, host in enumerate(hosts):
+        if not host.addresses:
+            reasons.append(f"{host.name}: no address in DNS")
+            continue
+        for ip in host.addresses:
+            share = _share(deadline, len(hosts) - index)
+            if share is None:
+                reasons.append(f"{host.name}: not tried, no time left")
+                raise DeliveryFailed("; ".join(reasons))
+            address = _sockaddr(ip, port)
+            server = Server(host.name, port)
+            try:
+                delivered = try_server(
+                    server, address, message, sender, recipient, helo, share, policy, auth
+                )
+                return delivered._replace(server=f"{host.name}[{ip}]:{port}")
+            except _Refused as exc:
+                reasons.append(f"{host.name}[{ip}]:{port}: {exc}")
+    raise DeliveryFailed("; ".join(reasons) or f"no MX host for {recipient_domain}")
+
+
+def _sockaddr(ip: str, port: int) -> tuple[Any, ...]:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sockaddr: tuple[Any, ...] = (ip, port, 0, 0) if family == socket.AF_INET6 else (ip, port)
+    return (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)
