@@ -172,7 +172,7 @@ def try_server(
         accepted = True
         return delivered
     except DeadlineExceeded:
-        raise _Refused(f"timeout after {deadline.seconds:g}s waiting for {client.stage}") from None
+        raise _Refused(f"timeout after {round(deadline.seconds, 1):g}s waiting for {client.stage}") from None
     except smtplib.SMTPServerDisconnected:
         raise _Refused(f"connection closed while waiting for {client.stage}") from None
     except smtplib.SMTPException as exc:
@@ -280,7 +280,7 @@ def mx_hosts(
         return result
     except DeadlineExceeded:
         raise DeliveryFailed(
-            f"timeout after {deadline.seconds:g}s looking up the MX of {domain}"
+            f"timeout after {round(deadline.seconds, 1):g}s looking up the MX of {domain}"
         ) from None
     except dns.exception.Timeout:
         raise DeliveryFailed(f"DNS timeout looking up the MX of {domain}") from None
