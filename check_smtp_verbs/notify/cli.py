@@ -31,7 +31,7 @@ from check_smtp_verbs import __version__, addresses
 from check_smtp_verbs.addresses import InvalidInput
 from check_smtp_verbs.notify import macros, throttle
 from check_smtp_verbs.notify.macros import Notification
-from check_smtp_verbs.notify.settings import Auth, Server, Settings, TlsPolicy
+from check_smtp_verbs.notify.settings import MAX_LENGTH, Auth, Server, Settings, TlsPolicy
 from check_smtp_verbs.notify.throttle import KEY_MODES
 
 if TYPE_CHECKING:  # delivery and message import smtplib/ssl/email: only when sending
@@ -296,8 +296,10 @@ def settings_from(argv: list[str], environ: Mapping[str, str]) -> Settings:
     if args.tls_ca is not None and not os.path.isfile(args.tls_ca):
         raise UsageError(f"--tls-ca: no such file {args.tls_ca!r}")
     max_length = int(args.max_length) if args.max_length.isdigit() else 0
-    if max_length < 20:
-        raise UsageError(f"--max-length must be a number of at least 20, not {args.max_length!r}")
+    if not 20 <= max_length <= MAX_LENGTH:
+        raise UsageError(
+            f"--max-length must be a number from 20 to {MAX_LENGTH}, not {args.max_length!r}"
+        )
     from check_smtp_verbs.notify.throttle import default_path
 
     return Settings(
@@ -414,25 +416,16 @@ def _locked_run(
     if check_state is not None:
         entry = entry._replace(last_state=check_state)
 
-    from check_smtp_verbs.notify import message as mail
-
-    built = mail.build(
-        notification,
-        settings.sender,
-        settings.recipient,
-        decision.note,
-        settings.max_length,
-        moment,
-    )
     if settings.dry_run:
         verdict = "would send" if decision.send else "would not send"
         _say(f"dry run: {verdict} {notification.type} for {key}: {decision.reason}")
-        sys.stdout.write(built.as_string())
+        sys.stdout.write(_message(settings, notification, decision.note, moment).as_string())
         return EXIT_DONE
 
     if decision.send:
         from check_smtp_verbs.notify import delivery
 
+        built = _message(settings, notification, decision.note, moment)
         try:
             delivered = _deliver(settings, built)
         except delivery.DeliveryFailed as exc:
@@ -454,6 +447,16 @@ def _locked_run(
     if store is not None and not _save(store, entries | {key: entry}):
         return EXIT_BAD_INPUT
     return EXIT_DONE
+
+
+def _message(
+    settings: Settings, notification: Notification, note: str, moment: float
+) -> EmailMessage:
+    from check_smtp_verbs.notify import message
+
+    return message.build(
+        notification, settings.sender, settings.recipient, note, settings.max_length, moment
+    )
 
 
 def _save(store: throttle.StateFile, entries: dict[str, throttle.Entry]) -> bool:

@@ -172,7 +172,9 @@ def try_server(
         accepted = True
         return delivered
     except DeadlineExceeded:
-        raise _Refused(f"timeout after {round(deadline.seconds, 1):g}s waiting for {client.stage}") from None
+        raise _Refused(
+            f"timeout after {round(deadline.seconds, 1):g}s waiting for {client.stage}"
+        ) from None
     except smtplib.SMTPServerDisconnected:
         raise _Refused(f"connection closed while waiting for {client.stage}") from None
     except smtplib.SMTPException as exc:

@@ -88,5 +88,8 @@ def build(
     domain = sender.rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid("notify_sms_mail", domain=domain.strip("[]"))
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to this
-    message.set_content(body(notification, note, limit) + "\n")
+    text = body(notification, note, limit)
+    # One plain line where it can be (7bit; what every gateway reads best), quoted-printable
+    # when it holds non-ASCII characters, which then need no 8BITMIME from the gateway.
+    message.set_content(text + "\n", cte="7bit" if text.isascii() else "quoted-printable")
     return message

@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+MAX_LENGTH = 900
+"""Longest --max-length: one 7bit body line stays far below SMTP's 998-octet limit."""
+
 
 class Server(NamedTuple):
     host: str  # the name (for TLS host name checks and messages) or an IP address

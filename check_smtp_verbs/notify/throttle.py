@@ -220,6 +220,10 @@ class StateFile:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileExistsError:  # mkdir met a file where a directory should be
+            raise StoreError(
+                f"cannot use the state directory {self.path.parent}: it is not a directory"
+            ) from None
         except OSError as exc:
             raise StoreError(
                 f"cannot use the state directory {self.path.parent}: {exc.strerror}"
