@@ -66,7 +66,9 @@ def test_host_macros_are_used_without_a_service_and_options_win(smtp_server, tmp
 
 def test_default_state_file_is_under_xdg_state_home_and_created(smtp_server, tmp_path):
     server = smtp_server()
-    run = run_notify("--to", TO, "--from", FROM, *gateway(server), *problem(), env=notify_env(tmp_path))
+    run = run_notify(
+        "--to", TO, "--from", FROM, *gateway(server), *problem(), env=notify_env(tmp_path)
+    )
     assert run.returncode == 0, run.stderr
     state = tmp_path / "state" / "check_smtp_verbs" / "notify_sms_mail.json"
     assert "mx1/smtp-verbs" in json.loads(state.read_text())["keys"]
@@ -81,12 +83,22 @@ def test_state_directory_from_systemd_wins(smtp_server, tmp_path):
     assert (tmp_path / "systemd" / "notify_sms_mail.json").exists()
 
 
-def test_dry_run_prints_message_and_decision_and_neither_sends_nor_records(smtp_server, tmp_path, env):
+def test_dry_run_prints_message_and_decision_and_neither_sends_nor_records(
+    smtp_server, tmp_path, env
+):
     server = smtp_server()
     state = tmp_path / "s.json"
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--state-file", str(state), "--dry-run",
-        *problem(), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--state-file",
+        str(state),
+        "--dry-run",
+        *problem(),
+        env=env,
     )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
@@ -118,8 +130,15 @@ def test_dry_run_shows_a_throttled_decision(smtp_server, tmp_path, env):
 def test_types_not_wanted_are_not_sent_and_exit_0(smtp_server, tmp_path, env):
     server = smtp_server()
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--state-file", str(tmp_path / "s.json"),
-        *problem(type="ACKNOWLEDGEMENT"), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--state-file",
+        str(tmp_path / "s.json"),
+        *problem(type="ACKNOWLEDGEMENT"),
+        env=env,
     )
     assert run.returncode == 0
     assert run.stdout == (
@@ -127,8 +146,17 @@ def test_types_not_wanted_are_not_sent_and_exit_0(smtp_server, tmp_path, env):
     )
     assert server.connections == 0
     wanted = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--state-file", str(tmp_path / "s.json"),
-        "--types", "problem,recovery,acknowledgement", *problem(type="ACKNOWLEDGEMENT"), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--state-file",
+        str(tmp_path / "s.json"),
+        "--types",
+        "problem,recovery,acknowledgement",
+        *problem(type="ACKNOWLEDGEMENT"),
+        env=env,
     )
     assert wanted.returncode == 0, wanted.stderr
     assert len(server.messages) == 1
@@ -139,10 +167,15 @@ def test_types_not_wanted_are_not_sent_and_exit_0(smtp_server, tmp_path, env):
     [
         (["--from", FROM, *problem()], "--to is required"),
         (["--to", TO, *problem()], "--from is required"),
-        (["--to", "not an address", "--from", FROM, *problem()], "--to is not a valid mail address"),
+        (
+            ["--to", "not an address", "--from", FROM, *problem()],
+            "--to is not a valid mail address",
+        ),
         (["--to", "a@b>\r\nRCPT TO:<x@y", "--from", FROM, *problem()], "--to contains the control"),
-        (["--to", TO, "--from", FROM, *problem(host="mx1\r\nBcc: victim@example.org")],
-         "--host contains the control character '\\r'"),
+        (
+            ["--to", TO, "--from", FROM, *problem(host="mx1\r\nBcc: victim@example.org")],
+            "--host contains the control character '\\r'",
+        ),
         (["--to", TO, "--from", FROM, *problem(service="a\nb")], "--service contains the control"),
         (["--to", TO, "--from", FROM, *problem(type="PROBLEMS")], "unknown notification type"),
         (["--to", TO, "--from", FROM, "--types", "PROBLEM,NOPE", *problem()], "--types: unknown"),
@@ -155,8 +188,20 @@ def test_types_not_wanted_are_not_sent_and_exit_0(smtp_server, tmp_path, env):
         (["--to", TO, "--from", FROM], "no notification type"),
         (["--to", TO, "--from", FROM, "--type", "PROBLEM"], "no host"),
         (["--to", TO, "--from", FROM, "--auth-user", "u", *problem()], "--auth-user needs"),
-        (["--to", TO, "--from", FROM, "--auth-user", "u", "--auth-password-env", "NOPE",
-          *problem()], "NOPE is not set"),
+        (
+            [
+                "--to",
+                TO,
+                "--from",
+                FROM,
+                "--auth-user",
+                "u",
+                "--auth-password-env",
+                "NOPE",
+                *problem(),
+            ],
+            "NOPE is not set",
+        ),
         (["--to", TO, "--from", FROM, "--require-tls", "--no-tls", *problem()], "contradict"),
         (["--to", TO, "--from", FROM, "--bogus", *problem()], "unrecognized arguments: --bogus"),
         (["--to", TO, "--from", FROM, *problem(), "--"], "nothing after --"),
@@ -181,8 +226,15 @@ def test_a_state_directory_that_cannot_be_made_still_sends_the_alert_and_exits_3
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--state-file", str(blocker / "s.json"),
-        *problem(), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--state-file",
+        str(blocker / "s.json"),
+        *problem(),
+        env=env,
     )
     assert run.returncode == 3
     assert len(server.messages) == 1
@@ -198,8 +250,19 @@ def test_the_password_never_appears_in_output(smtp_server, tmp_path, env):
     secret = tmp_path / "secret"
     secret.write_text("hunter2-s3cret\n")
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--state-file", str(tmp_path / "s.json"),
-        "--auth-user", "alerts", "--auth-password-file", str(secret), *problem(), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--state-file",
+        str(tmp_path / "s.json"),
+        "--auth-user",
+        "alerts",
+        "--auth-password-file",
+        str(secret),
+        *problem(),
+        env=env,
     )
     assert run.returncode == 1
     assert "STARTTLS not offered" in run.stderr

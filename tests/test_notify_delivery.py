@@ -33,7 +33,15 @@ def _closed_port() -> int:
 def test_problem_is_delivered_to_the_gateway_with_the_sms_text(smtp_server, env, state):
     server = smtp_server()
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--state-file", str(state), *problem(), env=env
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--state-file",
+        str(state),
+        *problem(),
+        env=env,
     )
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
@@ -60,8 +68,17 @@ def test_each_message_gets_its_own_message_id(smtp_server, env, tmp_path):
     server = smtp_server()
     for number in range(2):
         run = run_notify(
-            "--to", TO, "--from", FROM, *gateway(server), "--throttle", "0",
-            "--state-file", str(tmp_path / "s.json"), *problem(output=f"run {number}"), env=env,
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            *gateway(server),
+            "--throttle",
+            "0",
+            "--state-file",
+            str(tmp_path / "s.json"),
+            *problem(output=f"run {number}"),
+            env=env,
         )
         assert run.returncode == 0, run.stderr
     ids = {parsed(message)["Message-ID"] for message in server.messages}
@@ -72,8 +89,17 @@ def test_long_output_is_cut_to_max_length_on_a_character_boundary(smtp_server, e
     server = smtp_server()
     output = "SMTP_VERBS CRITICAL - " + "é" * 300
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--state-file", str(state),
-        "--max-length", "70", *problem(output=output), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--state-file",
+        str(state),
+        "--max-length",
+        "70",
+        *problem(output=output),
+        env=env,
     )
     assert run.returncode == 0, run.stderr
     text = sms_text(server.messages[0])
@@ -86,8 +112,16 @@ def test_a_refusing_first_server_falls_back_to_the_second(smtp_server, env, stat
     refusing = smtp_server(replies={"RCPT": "550 5.1.1 no such phone"})
     accepting = smtp_server()
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(refusing), *gateway(accepting),
-        "--state-file", str(state), *problem(), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(refusing),
+        *gateway(accepting),
+        "--state-file",
+        str(state),
+        *problem(),
+        env=env,
     )
     assert run.returncode == 0, run.stderr
     assert refusing.messages == []
@@ -98,8 +132,17 @@ def test_a_refusing_first_server_falls_back_to_the_second(smtp_server, env, stat
 def test_an_unreachable_first_server_falls_back_to_the_second(smtp_server, env, state):
     accepting = smtp_server()
     run = run_notify(
-        "--to", TO, "--from", FROM, "--smtp-server", f"127.0.0.1:{_closed_port()}",
-        *gateway(accepting), "--state-file", str(state), *problem(), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        "--smtp-server",
+        f"127.0.0.1:{_closed_port()}",
+        *gateway(accepting),
+        "--state-file",
+        str(state),
+        *problem(),
+        env=env,
     )
     assert run.returncode == 0, run.stderr
     assert len(accepting.messages) == 1
@@ -122,7 +165,14 @@ def test_a_gateway_refusing_at_any_verb_fails_with_one_line_and_records_nothing(
 ):
     server = smtp_server(**fault)
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--state-file", str(state), *problem(),
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--state-file",
+        str(state),
+        *problem(),
         env=env,
     )
     assert run.returncode == 1
@@ -138,8 +188,17 @@ def test_a_gateway_refusing_at_any_verb_fails_with_one_line_and_records_nothing(
 def test_a_hanging_gateway_fails_within_the_timeout(smtp_server, env, state):
     server = smtp_server(silent=True)
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--timeout", "1.5",
-        "--state-file", str(state), *problem(), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--timeout",
+        "1.5",
+        "--state-file",
+        str(state),
+        *problem(),
+        env=env,
     )
     assert run.returncode == 1
     assert "timeout after 1.5s waiting for the banner" in run.stderr
@@ -151,8 +210,18 @@ def test_a_hanging_first_gateway_leaves_time_for_the_second(smtp_server, env, st
     hanging = smtp_server(silent=True)
     accepting = smtp_server()
     run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(hanging), *gateway(accepting), "--timeout", "2",
-        "--state-file", str(state), *problem(), env=env,
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(hanging),
+        *gateway(accepting),
+        "--timeout",
+        "2",
+        "--state-file",
+        str(state),
+        *problem(),
+        env=env,
     )
     assert run.returncode == 0, run.stderr
     assert len(accepting.messages) == 1
@@ -202,8 +271,18 @@ def test_without_smtp_server_it_delivers_to_the_best_mx_through_the_given_resolv
     }
     with DNSTestServer(zone) as dns:
         run = run_notify(
-            "--to", TO, "--from", FROM, "--resolver", dns.address, "--smtp-port", str(best.port),
-            "--state-file", str(state), *problem(), env=env,
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            "--resolver",
+            dns.address,
+            "--smtp-port",
+            str(best.port),
+            "--state-file",
+            str(state),
+            *problem(),
+            env=env,
         )
     assert run.returncode == 0, run.stderr
     assert f"via best.example.net[127.0.0.2]:{best.port}" in run.stdout
@@ -222,8 +301,18 @@ def test_mx_delivery_falls_through_to_the_next_mx_when_one_refuses(smtp_server, 
     }
     with DNSTestServer(zone) as dns:
         run = run_notify(
-            "--to", TO, "--from", FROM, "--resolver", dns.address, "--smtp-port", str(best.port),
-            "--state-file", str(state), *problem(), env=env,
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            "--resolver",
+            dns.address,
+            "--smtp-port",
+            str(best.port),
+            "--state-file",
+            str(state),
+            *problem(),
+            env=env,
         )
     assert run.returncode == 0, run.stderr
     assert best.messages == []
@@ -235,8 +324,18 @@ def test_a_domain_without_mx_is_delivered_to_its_own_address(smtp_server, env, s
     [host] = _mx_servers(smtp_server, 1)
     with DNSTestServer({("sms.example.net", "A"): ["127.0.0.2"]}) as dns:
         run = run_notify(
-            "--to", TO, "--from", FROM, "--resolver", dns.address, "--smtp-port", str(host.port),
-            "--state-file", str(state), *problem(), env=env,
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            "--resolver",
+            dns.address,
+            "--smtp-port",
+            str(host.port),
+            "--state-file",
+            str(state),
+            *problem(),
+            env=env,
         )
     assert run.returncode == 0, run.stderr
     assert len(host.messages) == 1
@@ -248,7 +347,10 @@ def test_a_domain_without_mx_is_delivered_to_its_own_address(smtp_server, env, s
         ({}, "the recipient domain sms.example.net does not exist in DNS"),
         ({("sms.example.net", "MX"): ["0 ."]}, "null MX: it accepts no mail"),
         (
-            {("sms.example.net", "MX"): ["10 gone.example.net."], ("gone.example.net", "TXT"): ['"x"']},
+            {
+                ("sms.example.net", "MX"): ["10 gone.example.net."],
+                ("gone.example.net", "TXT"): ['"x"'],
+            },
             "gone.example.net: no address in DNS",
         ),
     ],
@@ -256,8 +358,16 @@ def test_a_domain_without_mx_is_delivered_to_its_own_address(smtp_server, env, s
 def test_mx_look_up_failures_are_one_line_and_exit_1(env, state, zone, reason):
     with DNSTestServer(zone) as dns:
         run = run_notify(
-            "--to", TO, "--from", FROM, "--resolver", dns.address, "--state-file", str(state),
-            *problem(), env=env,
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            "--resolver",
+            dns.address,
+            "--state-file",
+            str(state),
+            *problem(),
+            env=env,
         )
     assert run.returncode == 1
     assert reason in run.stderr
@@ -268,8 +378,18 @@ def test_a_silent_dns_server_fails_within_the_timeout(env, state):
     with DNSTestServer() as dns:
         dns.silent = True
         run = run_notify(
-            "--to", TO, "--from", FROM, "--resolver", dns.address, "--timeout", "1",
-            "--state-file", str(state), *problem(), env=env,
+            "--to",
+            TO,
+            "--from",
+            FROM,
+            "--resolver",
+            dns.address,
+            "--timeout",
+            "1",
+            "--state-file",
+            str(state),
+            *problem(),
+            env=env,
         )
     assert run.returncode == 1
     assert "looking up the MX of sms.example.net" in run.stderr

@@ -209,8 +209,16 @@ def home(tmp_path: Path) -> Path:
 
 def _notify(server, home: Path, now: float, *macros: str, extra: tuple[str, ...] = ()):
     return run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), "--state-file", str(home / "s.json"),
-        *extra, *macros, env=notify_env(home, now),
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--state-file",
+        str(home / "s.json"),
+        *extra,
+        *macros,
+        env=notify_env(home, now),
     )
 
 
@@ -246,10 +254,14 @@ def test_keys_are_separate_per_service_unless_told_otherwise(smtp_server, home):
     host_key = ("--throttle-key", "host")
     global_key = ("--throttle-key", "global")
     assert _notify(server, home, T0, *problem(service="a"), extra=host_key).returncode == 0
-    assert "throttled" in _notify(server, home, T0 + 1, *problem(service="b"), extra=host_key).stdout
+    assert (
+        "throttled" in _notify(server, home, T0 + 1, *problem(service="b"), extra=host_key).stdout
+    )
     assert len(server.messages) == 4
     assert _notify(server, home, T0, *problem(host="h1"), extra=global_key).returncode == 0
-    assert "throttled" in _notify(server, home, T0 + 1, *problem(host="h2"), extra=global_key).stdout
+    assert (
+        "throttled" in _notify(server, home, T0 + 1, *problem(host="h2"), extra=global_key).stdout
+    )
     assert len(server.messages) == 5
 
 

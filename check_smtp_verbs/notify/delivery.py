@@ -15,7 +15,14 @@ import socket
 from email.message import EmailMessage
 from typing import Any, NamedTuple
 
-from check_smtp_verbs.deadline import Deadline, DeadlineExceeded, DeadlineSocket, connect, resolve
+from check_smtp_verbs.deadline import (
+    Deadline,
+    DeadlineExceeded,
+    DeadlineSocket,
+    clock,
+    connect,
+    resolve,
+)
 from check_smtp_verbs.notify.settings import Auth, Server, TlsPolicy
 
 
@@ -69,6 +76,35 @@ class _Client(smtplib.SMTP):
             return super().getreply()
         except socket.timeout:
             raise DeadlineExceeded from None
+        except smtplib.SMTPServerDisconnected:
+            # smtplib reports a read timeout as a disconnect; say which it was.
+            if self.deadline.end - clock() < 0.05:
+                raise DeadlineExceeded from None
+            raise
+
+
+def _login(client: _Client, auth: Auth) -> None:
+    """One attempt with the best mechanism offered.
+
+    smtplib's login() tries every mechanism in turn after a refusal, which turns one
+    wrong password into several failed logins (and a lockout sooner).
+    """
+    offered = client.esmtp_features.get("auth", "").upper().split()
+    client.user, client.password = auth.user, auth.password
+    for mechanism, method in (
+        ("PLAIN", client.auth_plain),
+        ("LOGIN", client.auth_login),
+        ("CRAM-MD5", client.auth_cram_md5),
+    ):
+        if mechanism in offered:
+            try:
+                code, text = client.auth(mechanism, method)
+            except smtplib.SMTPAuthenticationError as exc:
+                raise _Refused(f"AUTH answered {_reply(exc.smtp_code, exc.smtp_error)}") from None
+            if code not in (235, 503):
+                raise _Refused(f"AUTH answered {_reply(code, text)}")
+            return
+    raise _Refused(f"no AUTH mechanism this program knows: {' '.join(offered) or 'none'}")
 
 
 def _reply(code: int, message: bytes) -> str:
@@ -130,12 +166,7 @@ def _session(
         if not client.has_extn("auth"):
             raise _Refused("AUTH not offered")
         client.stage = "the AUTH reply"
-        try:
-            client.login(auth.user, auth.password)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise _Refused(f"AUTH answered {_reply(exc.smtp_code, exc.smtp_error)}") from None
-        except smtplib.SMTPException as exc:
-            raise _Refused(f"AUTH failed: {exc}") from None
+        _login(client, auth)
     client.stage = "the MAIL reply"
     _expect(client, "MAIL FROM", client.mail(sender), range(250, 252))
     client.stage = "the RCPT reply"
