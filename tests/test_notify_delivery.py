@@ -394,3 +394,23 @@ def test_a_silent_dns_server_fails_within_the_timeout(env, state):
     assert run.returncode == 1
     assert "looking up the MX of sms.example.net" in run.stderr
     assert run.seconds < 1 + 3
+
+
+def test_a_gateway_without_esmtp_gets_helo(smtp_server, env, state):
+    server = smtp_server(replies={"EHLO": "502 5.5.2 Error: command not recognized"})
+    run = run_notify(
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        *gateway(server),
+        "--helo",
+        "alerts.example.net",
+        "--state-file",
+        str(state),
+        *problem(),
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    assert server.received[:2] == ["ehlo alerts.example.net", "helo alerts.example.net"]
+    assert len(server.messages) == 1

@@ -10,6 +10,7 @@ Every refusal is kept so the final error says what each server answered.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 from email.message import EmailMessage
@@ -24,6 +25,8 @@ from check_smtp_verbs.deadline import (
     resolve,
 )
 from check_smtp_verbs.notify.settings import Auth, Server, TlsPolicy
+
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
 class Delivered(NamedTuple):
@@ -147,7 +150,12 @@ def _session(
     if code != 220:
         raise _Refused(f"banner {_reply(code, banner)}")
     client.stage = "the EHLO reply"
-    _expect(client, "EHLO", client.ehlo(), range(250, 251))
+    code, text = client.ehlo()
+    if code in (500, 502):  # an old gateway without ESMTP: HELO, and no STARTTLS
+        client.stage = "the HELO reply"
+        _expect(client, "HELO", client.helo(), range(250, 251))
+    elif code != 250:
+        raise _Refused(f"EHLO answered {_reply(code, text)}")
     tls = False
     if not policy.disable and client.has_extn("starttls"):
         client.stage = "the STARTTLS handshake"
@@ -176,7 +184,8 @@ def _session(
     if code != 354:
         raise _Refused(f"DATA answered {_reply(code, text)}")
     client.stage = "the reply to the message"
-    data = smtplib._quote_periods(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
+    wire = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    data = _LEADING_DOT.sub(b"..", wire)  # RFC 5321 4.5.2 dot-stuffing
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     client.send(data + b".\r\n")

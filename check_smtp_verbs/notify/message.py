@@ -19,7 +19,7 @@ from check_smtp_verbs.notify.macros import Notification
 
 ELLIPSIS = "…"
 SUBJECT_LENGTH = 60
-_SPACE = re.compile(r"\s+")
+_SPACE = re.compile(r"[\s\x00-\x1f\x7f]+")
 
 
 def cut(text: str, limit: int) -> str:
@@ -39,7 +39,8 @@ def cut(text: str, limit: int) -> str:
 
 
 def one_line(text: str) -> str:
-    """Newlines, tabs and runs of spaces as one space: an SMS has no room for layout."""
+    """Newlines, tabs, other controls and runs of spaces as one space: an SMS has no
+    room for layout, and a phone shows a stray escape character as garbage."""
     return _SPACE.sub(" ", text).strip()
 
 
