@@ -50,9 +50,14 @@ class _Client(smtplib.SMTP):
         super().__init__(local_hostname=helo)  # no getfqdn(): it can hang on DNS
         self.deadline = deadline
         self.address = address  # an already resolved address (MX), or None to resolve
-        self.stage = "connecting"
+        self.stage = "the connection"
 
     def _get_socket(self, host: str, port: int, timeout: object) -> DeadlineSocket:
+        sock = self._connect(host, port)
+        self.stage = "the banner"
+        return sock
+
+    def _connect(self, host: str, port: int) -> DeadlineSocket:
         if self.address is not None:
             return connect(self.address, self.deadline)
         error: OSError | None = None
@@ -145,7 +150,7 @@ def _session(
     auth: Auth | None,
 ) -> Delivered:
     client._host = server.host  # STARTTLS checks the certificate against this name
-    client.stage = "the banner"
+    client.stage = "the connection"
     code, banner = client.connect(server.host, server.port)
     if code != 220:
         raise _Refused(f"banner {_reply(code, banner)}")
@@ -220,7 +225,10 @@ def try_server(
     except smtplib.SMTPException as exc:
         raise _Refused(f"SMTP error at {client.stage}: {exc}") from None
     except OSError as exc:  # refused, unreachable, reset, TLS failures (ssl.SSLError)
-        raise _Refused(f"{exc.strerror or exc} at {client.stage}") from None
+        why = exc.strerror or str(exc)
+        if client.stage == "the connection":
+            raise _Refused(f"cannot connect: {why}") from None
+        raise _Refused(f"{why} at {client.stage}") from None
     finally:
         _quit(client, accepted)
 
