@@ -145,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=KEY_MODES,
         help="throttle per host+service (default), per host, or one global window",
     )
-    a("--state-file", metavar="PATH", help="throttle state (default: see README)")
+    a(
+        "--state-file",
+        metavar="PATH",
+        help="throttle state (default: $STATE_DIRECTORY/notify_sms_mail.json, else "
+        "${XDG_STATE_HOME:-~/.local/state}/check_smtp_verbs/notify_sms_mail.json)",
+    )
     a(
         "--check-timeout",
         default="60",
