@@ -206,6 +206,10 @@ def test_types_not_wanted_are_not_sent_and_exit_0(smtp_server, tmp_path, env):
         (["--to", TO, "--from", FROM, "--bogus", *problem()], "unrecognized arguments: --bogus"),
         (["--to", TO, "--from", FROM, *problem(), "--"], "nothing after --"),
         (["--to", TO, "--from", FROM, "--", "/nonexistent/check"], "cannot run '/nonexistent"),
+        (
+            ["--to", TO, "--from", FROM, "--type", "PROBLEM", "--", "check_smtp_verbs"],
+            "--type: in standalone mode these come from the check",
+        ),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_3(smtp_server, tmp_path, env, args, error):

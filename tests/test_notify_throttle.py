@@ -292,3 +292,16 @@ def test_a_corrupt_state_file_does_not_stop_the_alert_and_is_rewritten(smtp_serv
     entries, problem_text = StateFile(state).load()
     assert problem_text == ""
     assert entries["mx1/smtp-verbs"].last_problem == T0
+
+
+def test_a_lock_held_too_long_by_another_run_fails_with_one_line_and_sends_nothing(
+    smtp_server, home
+):
+    server = smtp_server()
+    store = StateFile(home / "s.json")
+    with store.locked(5):  # another notification, stuck mid-send
+        run = _notify(server, home, T0, *problem(), extra=("--timeout", "0.5"))
+    assert run.returncode == 1
+    assert run.stderr == f"notify_sms_mail: error: could not lock {store.lock_path} within 5.5s\n"
+    assert server.connections == 0
+    assert 5.5 <= run.seconds < 5.5 + 5

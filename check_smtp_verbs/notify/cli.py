@@ -358,9 +358,16 @@ def notification_for(
             raise UsageError(str(exc)) from None
     from check_smtp_verbs.notify import standalone
 
+    given = settings.macro_options
+    clashing = [
+        f"--{name.replace('_', '-')}"
+        for name in ("type", "state", "output", "long_output")
+        if given[name] is not None
+    ]
+    if clashing:
+        raise UsageError(f"{', '.join(clashing)}: in standalone mode these come from the check")
     command = list(settings.check_command)
     result = standalone.run_check(command, settings.check_timeout)
-    given = settings.macro_options
     options = {
         "type": "RECOVERY" if result.state == "OK" else "PROBLEM",
         "host": given["host"] or standalone.default_host(command),
@@ -391,10 +398,10 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     try:
         with store.locked(settings.timeout + 5):
             return _locked_run(settings, notification, check_state, key, store, moment)
+    except throttle.LockTimeout as exc:
+        _complain(f"error: {exc}")
+        return EXIT_FAILED
     except throttle.StoreError as exc:
-        if "could not lock" in str(exc):
-            _complain(f"error: {exc}")
-            return EXIT_FAILED
         # No usable state directory: never lose the alert over it.  Send unthrottled,
         # then report the set-up problem with exit 3.
         _complain(f"{exc}; sending without the throttle")

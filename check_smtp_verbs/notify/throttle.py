@@ -41,6 +41,10 @@ class StoreError(Exception):
     """The state file cannot be locked, read or written; the message is one line."""
 
 
+class LockTimeout(StoreError):
+    """Another run held the lock for too long (it should be bounded by its own timeout)."""
+
+
 class Entry(NamedTuple):
     """What the throttle remembers for one key."""
 
@@ -237,7 +241,7 @@ class StateFile:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _LockTimeout:
             os.close(fd)
-            raise StoreError(f"could not lock {self.lock_path} within {timeout:g}s") from None
+            raise LockTimeout(f"could not lock {self.lock_path} within {timeout:g}s") from None
         except OSError as exc:
             os.close(fd)
             raise StoreError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
