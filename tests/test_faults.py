@@ -25,7 +25,9 @@ def test_unreachable_network_is_critical():
     # A private network namespace whose loopback is down: nothing is reachable at all.
     run = run_plugin("-H", "127.0.0.1", *FULL, prefix=("unshare", "--net", "--"))
     assert run.returncode == 2, run.stdout + run.stderr
-    assert run.status == "SMTP_VERBS CRITICAL - cannot connect to 127.0.0.1:25: network is unreachable"
+    assert run.status == (
+        "SMTP_VERBS CRITICAL - cannot connect to 127.0.0.1:25: network is unreachable"
+    )
 
 
 def test_name_that_does_not_resolve_is_critical():
