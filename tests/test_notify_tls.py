@@ -200,3 +200,51 @@ def test_a_wrong_password_fails_without_showing_it(tls_gateway, tmp_path, ca_fil
     assert "wrong-password-42" not in run.stdout + run.stderr
     assert gateway.logins == [("alerts", False)]
     assert gateway.messages == []
+
+
+def test_a_refused_starttls_goes_on_in_plain_text(smtp_server, tmp_path):
+    capabilities = ["PIPELINING", "STARTTLS", "8BITMIME"]
+    server = smtp_server(capabilities=capabilities)  # answers STARTTLS with 454
+    run = run_notify(
+        "--to",
+        TO,
+        "--from",
+        FROM,
+        "--smtp-server",
+        f"127.0.0.1:{server.port}",
+        "--state-file",
+        str(tmp_path / "s.json"),
+        *problem(),
+        env=notify_env(tmp_path),
+    )
+    assert run.returncode == 0, run.stderr
+    assert ", TLS" not in run.stdout
+    assert [line.split()[0].upper() for line in server.received[:3]] == ["EHLO", "STARTTLS", "MAIL"]
+    assert len(server.messages) == 1
+
+
+def test_a_failed_handshake_is_retried_without_tls_unless_tls_is_required(smtp_server, tmp_path):
+    server = smtp_server(
+        capabilities=["STARTTLS"],
+        replies={"STARTTLS": "220 2.0.0 Ready to start TLS"},
+        close_after="STARTTLS",  # and then no TLS at all: the handshake meets EOF
+    )
+    args = ["--to", TO, "--from", FROM, "--smtp-server", f"127.0.0.1:{server.port}"]
+    run = run_notify(
+        *args, "--state-file", str(tmp_path / "s.json"), *problem(), env=notify_env(tmp_path)
+    )
+    assert run.returncode == 0, run.stderr
+    assert server.connections == 2
+    assert len(server.messages) == 1
+    required = run_notify(
+        *args,
+        "--require-tls",
+        "--state-file",
+        str(tmp_path / "r.json"),
+        *problem(),
+        env=notify_env(tmp_path),
+    )
+    assert required.returncode == 1
+    assert "at the STARTTLS handshake" in required.stderr
+    assert "without TLS" not in required.stderr
+    assert len(server.messages) == 1

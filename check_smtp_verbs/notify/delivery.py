@@ -166,11 +166,16 @@ def _session(
         client.stage = "the STARTTLS handshake"
         try:
             client.starttls(context=_tls_context(policy))
+            tls = True
         except smtplib.SMTPResponseException as exc:
-            raise _Refused(f"STARTTLS answered {_reply(exc.smtp_code, exc.smtp_error)}") from None
-        tls = True
-        client.stage = "the EHLO reply after STARTTLS"
-        _expect(client, "EHLO after STARTTLS", client.ehlo(), range(250, 251))
+            if policy.require:
+                raise _Refused(
+                    f"STARTTLS answered {_reply(exc.smtp_code, exc.smtp_error)}"
+                ) from None
+            # Refused before any TLS byte: the session goes on in plain text, as MTAs do.
+        if tls:
+            client.stage = "the EHLO reply after STARTTLS"
+            _expect(client, "EHLO after STARTTLS", client.ehlo(), range(250, 251))
     elif policy.require:
         raise _Refused("STARTTLS not offered (--require-tls)")
     if auth is not None:
@@ -198,6 +203,10 @@ def _session(
     return Delivered(str(server), accepted.partition(" ")[2], tls)
 
 
+class _TlsFailed(_Refused):
+    """The TLS handshake itself failed, so the connection is gone."""
+
+
 def try_server(
     server: Server,
     address: tuple[Any, ...] | None,
@@ -209,7 +218,33 @@ def try_server(
     policy: TlsPolicy,
     auth: Auth | None,
 ) -> Delivered:
-    """Deliver to one server; raise _Refused with the reason when it did not accept."""
+    """Deliver to one server; raise _Refused with the reason when it did not accept.
+
+    With opportunistic TLS a failed handshake is followed by a second connection
+    without STARTTLS (what Postfix does at its "may" level): an alert in clear text
+    beats no alert.  With --require-tls (or AUTH) it is the end for this server.
+    """
+    envelope = (message, sender, recipient, helo, deadline)
+    try:
+        return _attempt(server, address, *envelope, policy, auth)
+    except _TlsFailed as failed:
+        try:
+            return _attempt(server, address, *envelope, policy._replace(disable=True), auth)
+        except _Refused as again:
+            raise _Refused(f"{failed}; again without TLS: {again}") from None
+
+
+def _attempt(
+    server: Server,
+    address: tuple[Any, ...] | None,
+    message: EmailMessage,
+    sender: str,
+    recipient: str,
+    helo: str,
+    deadline: Deadline,
+    policy: TlsPolicy,
+    auth: Auth | None,
+) -> Delivered:
     client = _Client(helo, deadline, address)
     accepted = False
     try:
@@ -228,6 +263,8 @@ def try_server(
         why = exc.strerror or str(exc)
         if client.stage == "the connection":
             raise _Refused(f"cannot connect: {why}") from None
+        if client.stage == "the STARTTLS handshake" and not policy.require:
+            raise _TlsFailed(f"{why} at {client.stage}") from None
         raise _Refused(f"{why} at {client.stage}") from None
     finally:
         _quit(client, accepted)
