@@ -120,7 +120,7 @@ def _reply(code: int, message: bytes) -> str:
     return f"{code} {text}"[:200]
 
 
-def _expect(client: _Client, stage: str, result: tuple[int, bytes], ok: range) -> str:
+def _expect(stage: str, result: tuple[int, bytes], ok: range) -> str:
     code, message = result
     if code not in ok:
         raise _Refused(f"{stage} answered {_reply(code, message)}")
@@ -158,7 +158,7 @@ def _session(
     code, text = client.ehlo()
     if code in (500, 502):  # an old gateway without ESMTP: HELO, and no STARTTLS
         client.stage = "the HELO reply"
-        _expect(client, "HELO", client.helo(), range(250, 251))
+        _expect("HELO", client.helo(), range(250, 251))
     elif code != 250:
         raise _Refused(f"EHLO answered {_reply(code, text)}")
     tls = False
@@ -175,7 +175,7 @@ def _session(
             # Refused before any TLS byte: the session goes on in plain text, as MTAs do.
         if tls:
             client.stage = "the EHLO reply after STARTTLS"
-            _expect(client, "EHLO after STARTTLS", client.ehlo(), range(250, 251))
+            _expect("EHLO after STARTTLS", client.ehlo(), range(250, 251))
     elif policy.require:
         raise _Refused("STARTTLS not offered (--require-tls)")
     if auth is not None:
@@ -186,9 +186,9 @@ def _session(
         client.stage = "the AUTH reply"
         _login(client, auth)
     client.stage = "the MAIL reply"
-    _expect(client, "MAIL FROM", client.mail(sender), range(250, 252))
+    _expect("MAIL FROM", client.mail(sender), range(250, 252))
     client.stage = "the RCPT reply"
-    _expect(client, "RCPT TO", client.rcpt(recipient), range(250, 252))
+    _expect("RCPT TO", client.rcpt(recipient), range(250, 252))
     client.stage = "the DATA reply"
     code, text = client.docmd("DATA")
     if code != 354:
@@ -199,7 +199,7 @@ def _session(
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     client.send(data + b".\r\n")
-    accepted = _expect(client, "the message", client.getreply(), range(250, 251))
+    accepted = _expect("the message", client.getreply(), range(250, 251))
     return Delivered(str(server), accepted.partition(" ")[2], tls)
 
 
