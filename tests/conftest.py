@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.postfix import PrivatePostfix, find_postfix
+from tests.schedulers import find_program
 from tests.smtpd import Script, SMTPTestServer
 
 
@@ -65,3 +66,38 @@ def postfix() -> Iterator[PrivatePostfix]:
         pytest.skip(problem)
     with PrivatePostfix() as instance:
         yield instance
+
+
+def require_program(name: str, package: str, *, root: bool = False) -> str:
+    """The path of a Debian program a test drives for real.
+
+    Skipped with the reason where it is missing, except in CI (``CI`` set),
+    which must prove contrib/ with the real programs.
+    """
+    path = find_program(name)
+    if path is None:
+        problem = (
+            f"{name} is not installed (Debian package {package}, see .ci/install-system-packages)"
+        )
+    elif root and os.geteuid() != 0:
+        problem = f"a private {name} must be started as root"
+    else:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}; CI must validate contrib/ with the real program", pytrace=False)
+    pytest.skip(problem)
+
+
+@pytest.fixture
+def icinga2_program() -> str:
+    return require_program("icinga2", "icinga2-bin", root=True)
+
+
+@pytest.fixture
+def nagios_program() -> str:
+    return require_program("nagios4", "nagios4-core", root=True)
+
+
+@pytest.fixture
+def systemd_analyze() -> str:
+    return require_program("systemd-analyze", "systemd")
