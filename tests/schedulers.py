@@ -145,6 +145,29 @@ def session_processes(marker: str) -> list[int]:
     return found
 
 
+def as_localhost(command: list[str]) -> list[str]:
+    """Run ``command`` in its own UTS namespace whose host name is ``localhost``.
+
+    Icinga 2 looks up its own FQDN at start-up, and a notifier may too (for a
+    Message-ID): with the host name ``localhost`` that is answered by
+    /etc/hosts on any machine, never by the system resolver, which the tests
+    must not use.  Without unshare(1) the command runs as it is.
+    """
+    unshare = find_program("unshare")
+    if unshare is None or os.geteuid() != 0:
+        return command
+    return [
+        unshare,
+        "--uts",
+        "--",
+        "/bin/sh",
+        "-c",
+        'hostname localhost && exec "$@"',
+        "sh",
+        *command,
+    ]
+
+
 class Scheduler:
     """A daemon started in its own session, stopped with its whole process group."""
 
@@ -174,7 +197,7 @@ class Scheduler:
 
     def validate(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command(validate=True),
+            as_localhost(self.command(validate=True)),
             capture_output=True,
             text=True,
             timeout=60,
@@ -186,7 +209,7 @@ class Scheduler:
     def start(self) -> None:
         with open(self.output, "wb") as out:
             self.process = subprocess.Popen(
-                self.command(validate=False),
+                as_localhost(self.command(validate=False)),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
