@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
+import shlex
+import subprocess
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -29,9 +32,11 @@ from tests.schedulers import (
     Icinga2,
     Nagios,
     Scheduler,
+    as_localhost,
     console_scripts,
     icinga2_config,
     running,
+    write_wrappers,
 )
 from tests.smtpd import Script, SMTPTestServer
 
@@ -300,3 +305,94 @@ def test_nagios_runs_the_check_and_texts_one_problem_and_one_recovery(
     problem_run = notifier_runs(nagios, "PROBLEM")[0]
     assert f"<{PROBE_RCPT}>" in problem_run["env"]["NAGIOS_SERVICEOUTPUT"]  # type: ignore[index]
     assert state_file.exists()
+
+
+# --- cron and systemd: the standalone mode ---------------------------------
+
+
+def shipped_standalone_commands() -> dict[str, list[str]]:
+    """The command of the cron job and the ExecStart= of the systemd service, as words."""
+    cron = [
+        line
+        for line in (CONTRIB / "cron" / "check_smtp_verbs").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#") and "=" not in line.split()[0]
+    ]
+    assert len(cron) == 1, cron
+    service = (CONTRIB / "systemd" / "check-smtp-verbs-sms.service").read_text()
+    exec_start = re.search(r"^ExecStart=(.*)$", service, re.M)
+    assert exec_start
+    return {"cron": shlex.split(cron[0].split(None, 6)[6]), "systemd": shlex.split(exec_start[1])}
+
+
+def pointed_at(
+    words: list[str], bin_dir: Path, state_file: Path, monitored: int, gateway: int
+) -> list[str]:
+    """The shipped command with its example hosts replaced by the test servers.
+
+    Only values change: every option, the ``--`` and the order stay as shipped.
+    The programs are this checkout's wrappers, the state file a temporary one.
+    """
+    separator = words.index("--")
+    replacements = {
+        "--smtp-server": f"127.0.0.1:{gateway}",
+        "--state-file": str(state_file),
+        "-H": "127.0.0.1",
+    }
+    result = []
+    for index, word in enumerate(words):
+        previous = words[index - 1] if index else ""
+        if index in (0, separator + 1):
+            word = str(bin_dir / Path(word).name)
+        elif previous in replacements:
+            word = replacements[previous]
+        result.append(word)
+    return [*result, "-p", str(monitored)]
+
+
+@pytest.mark.parametrize("source", ["cron", "systemd"])
+def test_the_shipped_standalone_command_texts_one_problem_then_one_recovery(
+    source: str,
+    notifier: None,
+    servers: tuple[SMTPTestServer, SMTPTestServer],
+    tmp_path: Path,
+) -> None:
+    """What cron or the timer runs every 5 minutes, run three times by hand."""
+    monitored, gateway = servers
+    bin_dir = tmp_path / "bin"
+    write_wrappers(bin_dir, tmp_path / "runs.jsonl")
+    command = pointed_at(
+        shipped_standalone_commands()[source],
+        bin_dir,
+        tmp_path / "state" / "sms-throttle.json",
+        monitored.port,
+        gateway.port,
+    )
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            as_localhost(command),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+        )
+
+    first = run()
+    assert len(gateway.messages) == 1, first.stdout + first.stderr
+    _, text = read(gateway.messages[0].data)
+    for expected in ("PROBLEM", "CRITICAL", "RCPT", "451"):
+        assert expected in text, f"{expected!r} missing from the SMS:\n{text}"
+    assert gateway.messages[0].rcpt_tos == [command[command.index("--to") + 1]]
+
+    second = run()  # five minutes later, still broken: inside the 1h window
+    assert len(gateway.messages) == 1, second.stdout + second.stderr
+
+    monitored.script = Script()
+    third = run()
+    assert len(gateway.messages) == 2, third.stdout + third.stderr
+    _, text = read(gateway.messages[1].data)
+    assert "RECOVERY" in text, text
+    assert third.returncode == 0, third.stdout + third.stderr
