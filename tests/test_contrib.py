@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from check_smtp_verbs import cli
+from tests import conftest
 from tests.schedulers import CONTRIB, NAGIOS_TIMEPERIOD, Icinga2, Nagios, icinga2_config
 
 ICINGA2_DIR = CONTRIB / "icinga2"
@@ -397,3 +398,22 @@ def test_systemd_timer_fires_every_five_minutes(systemd_analyze: str) -> None:
     assert len(times) == 3, done.stdout
     assert {(b - a).total_seconds() for a, b in zip(times, times[1:])} == {300.0}
     assert all(t.minute % 5 == 0 and t.second == 0 for t in times)
+
+
+# --- the fixtures' contract ------------------------------------------------
+
+
+def test_a_missing_scheduler_skips_with_the_reason_outside_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(conftest, "find_program", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"icinga2 is not installed.*icinga2-bin"):
+        conftest.require_program("icinga2", "icinga2-bin", root=True)
+
+
+def test_a_missing_scheduler_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conftest, "find_program", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"nagios4 is not installed.*CI must"):
+        conftest.require_program("nagios4", "nagios4-core", root=True)
