@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from check_smtp_verbs import cli
+from check_smtp_verbs.notify import cli as notify_cli
 from tests import conftest
 from tests.schedulers import CONTRIB, NAGIOS_TIMEPERIOD, Icinga2, Nagios, icinga2_config
 
@@ -68,14 +69,24 @@ define host {
 )
 
 
-def plugin_options() -> list[argparse.Action]:
-    """Every option of check_smtp_verbs a service may set (not --help/--version)."""
+def options_of(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Every option a definition may set (not --help/--version)."""
     return [
         action
-        for action in cli.build_parser()._actions
+        for action in parser._actions
         if action.option_strings
         and not isinstance(action, (argparse._HelpAction, argparse._VersionAction))
     ]
+
+
+def plugin_options() -> list[argparse.Action]:
+    return options_of(cli.build_parser())
+
+
+NOT_FOR_NOTIFICATIONS = {
+    "--dry-run": "prints instead of sending: for trying a command line by hand",
+    "--check-timeout": "only for the standalone mode (cron, systemd)",
+}
 
 
 def takes_no_value(action: argparse.Action) -> bool:
@@ -168,6 +179,36 @@ def test_icinga2_notification_commands_take_the_sms_address_from_the_users_pager
     assert service["vars"]["sms_mail_output"] == "$service.output$"
     assert host["vars"]["sms_mail_state"] == "$host.state$"
     assert "--service" not in host["arguments"]
+
+
+@pytest.mark.icinga2
+@pytest.mark.parametrize("name", ["sms-mail-service-notification", "sms-mail-host-notification"])
+def test_icinga2_notification_commands_map_every_notifier_option(
+    icinga2: Icinga2, name: str
+) -> None:
+    arguments = icinga2.object("NotificationCommand", name)["arguments"]
+    wanted = [
+        action
+        for action in options_of(notify_cli.build_parser())
+        if not set(action.option_strings) & set(NOT_FOR_NOTIFICATIONS)
+        and not (name.endswith("host-notification") and "--service" in action.option_strings)
+    ]
+    unmapped = [
+        "/".join(action.option_strings)
+        for action in wanted
+        if not set(action.option_strings) & set(arguments)
+    ]
+    assert not unmapped, f"notify_sms_mail options missing from {name}: {unmapped}"
+    for action in wanted:
+        key = next(option for option in action.option_strings if option in arguments)
+        spec = arguments[key]
+        macro = spec["set_if"] if takes_no_value(action) else spec["value"]
+        assert re.fullmatch(r"\$sms_mail_\w+\$", macro), (key, spec)
+        if isinstance(action, argparse._AppendAction):
+            assert spec.get("repeat_key") is True, f"{key} is repeatable: needs repeat_key"
+    known = {o for action in options_of(notify_cli.build_parser()) for o in action.option_strings}
+    stale = sorted(set(arguments) - known)
+    assert not stale, f"{name} passes options notify_sms_mail lacks: {stale}"
 
 
 @pytest.mark.icinga2

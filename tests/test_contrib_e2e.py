@@ -33,7 +33,6 @@ from tests.schedulers import (
     Nagios,
     Scheduler,
     as_localhost,
-    console_scripts,
     icinga2_config,
     running,
     write_wrappers,
@@ -47,12 +46,6 @@ PROBE_RCPT = "postmaster@example.net"
 FAILURE = "451 4.3.0 temporary failure"
 BUDGET = 50.0
 """Seconds one scheduler's whole scenario may take (start to stop)."""
-
-
-@pytest.fixture
-def notifier() -> None:
-    if "notify_sms_mail" not in console_scripts():
-        pytest.skip("notify_sms_mail (issue 5) is not in setup.cfg on this branch yet")
 
 
 @pytest.fixture
@@ -126,6 +119,7 @@ def scenario(
     for expected in ("RECOVERY", "mx1", "smtp-verbs", "OK"):
         assert expected in recovery_text, f"{expected!r} missing from the SMS:\n{recovery_text}"
     assert recovery["Message-ID"] != problem["Message-ID"]
+    assert re.search(r"\b[1-9]\d* suppressed since", recovery_text), recovery_text
     ok_checks = len([run for run in scheduler.runs("check_smtp_verbs") if run["exit"] == 0])
     scheduler.wait_for(
         lambda: (
@@ -189,7 +183,6 @@ apply Notification "sms-mail" to Service {
 @pytest.mark.icinga2
 def test_icinga2_runs_the_check_and_texts_one_problem_and_one_recovery(
     icinga2_program: str,
-    notifier: None,
     servers: tuple[SMTPTestServer, SMTPTestServer],
     tmp_path: Path,
 ) -> None:
@@ -266,7 +259,6 @@ define service {
 @pytest.mark.nagios
 def test_nagios_runs_the_check_and_texts_one_problem_and_one_recovery(
     nagios_program: str,
-    notifier: None,
     servers: tuple[SMTPTestServer, SMTPTestServer],
     tmp_path: Path,
 ) -> None:
@@ -352,7 +344,6 @@ def pointed_at(
 @pytest.mark.parametrize("source", ["cron", "systemd"])
 def test_the_shipped_standalone_command_texts_one_problem_then_one_recovery(
     source: str,
-    notifier: None,
     servers: tuple[SMTPTestServer, SMTPTestServer],
     tmp_path: Path,
 ) -> None:
