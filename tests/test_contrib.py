@@ -212,7 +212,7 @@ def test_icinga2_notification_commands_map_every_notifier_option(
 
 
 @pytest.mark.icinga2
-def test_icinga2_refuses_a_definition_that_references_a_missing_option_variable(
+def test_icinga2_refuses_a_broken_copy_of_the_definitions(
     icinga2_program: str, tmp_path: Path
 ) -> None:
     """The validation is real: a broken copy of commands.conf does not pass."""
