@@ -18,7 +18,16 @@ import nagiosplugin
 
 from check_smtp_verbs import __version__, addresses
 from check_smtp_verbs.codes import CodeSet
-from check_smtp_verbs.settings import DEFAULT_EXPECT, STATES, TIMED, Settings
+from check_smtp_verbs.settings import (
+    AUTH_MECHANISMS,
+    DEFAULT_EXPECT,
+    STARTTLS_MODES,
+    STATES,
+    TIMED,
+    TLS_VERSIONS,
+    Secret,
+    Settings,
+)
 
 PROG = "check_smtp_verbs"
 
@@ -107,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="server to check (name or IP address)",
     )
-    a("-p", "--port", default="25", metavar="PORT", help="TCP port (default: 25)")
+    a("-p", "--port", metavar="PORT", help="TCP port (default: 25, with --tls 465)")
     family = p.add_mutually_exclusive_group()
     family.add_argument(
         "-4",
@@ -204,7 +213,239 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--transcript", action="store_true", help="same as -vvv")
     a("-V", "--version", action="version", version=f"{PROG} {__version__}")
+    _add_tls_options(p)
+    _add_auth_options(p)
     return p
+
+
+def _add_tls_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("TLS").add_argument
+    g(
+        "-S",
+        "--starttls",
+        nargs="?",
+        const="required",
+        choices=STARTTLS_MODES,
+        help="after EHLO, STARTTLS, the TLS handshake and EHLO again; 'optional': only "
+        "when the server offers it (default when given: required)",
+    )
+    g("--tls", "--ssl", dest="tls", action="store_true", help="TLS from connect (SMTPS, port 465)")
+    g("--sni", metavar="NAME", help="name to send as SNI and to verify the certificate for")
+    g(
+        "--ca-file",
+        metavar="FILE",
+        help="CA certificates to verify against, instead of the system's",
+    )
+    g(
+        "--insecure",
+        action="store_true",
+        help="do not verify the certificate chain or name (its dates are still checked)",
+    )
+    g(
+        "-D",
+        "--certificate-days",
+        "--certificate",
+        dest="certificate_days",
+        metavar="WARN[,CRIT]",
+        help="minimum days until the certificate expires (perfdata cert_days)",
+    )
+    g("--tls-min-version", choices=TLS_VERSIONS, help="a lower negotiated TLS version is CRITICAL")
+
+
+def _add_auth_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("AUTH").add_argument
+    g(
+        "-A",
+        "--auth-mech",
+        "--authtype",
+        dest="auth_mech",
+        metavar="MECH",
+        help="SMTP AUTH mechanism: " + ", ".join(AUTH_MECHANISMS),
+    )
+    g("-U", "--auth-user", "--authuser", dest="auth_user", metavar="USER", help="AUTH user name")
+    g(
+        "--auth-password-file",
+        metavar="FILE",
+        help="read the password (or XOAUTH2 bearer token) from the first line of FILE",
+    )
+    g(
+        "--auth-password-env",
+        metavar="NAME",
+        help="take the password (or XOAUTH2 bearer token) from environment variable NAME",
+    )
+    g(
+        "-P",
+        "--auth-password",
+        "--authpass",
+        dest="auth_password",
+        metavar="PASSWORD",
+        help="the password on the command line (visible in the process list: avoid)",
+    )
+    g(
+        "--allow-plaintext-auth",
+        action="store_true",
+        help="allow AUTH over a connection without TLS",
+    )
+
+
+_SECRET_OPTIONS = ("-P", "--auth-password", "--authpass")
+
+
+def scrub_argv(message: str, argv: list[str]) -> str:
+    """Take any -P value out of an error message (argparse echoes unknown arguments)."""
+    secrets = []
+    for index, arg in enumerate(argv):
+        if arg in _SECRET_OPTIONS and index + 1 < len(argv):
+            secrets.append(argv[index + 1])
+        for option in _SECRET_OPTIONS:
+            if arg.startswith(option + "=") or (
+                option == "-P" and len(arg) > 2 and arg[:2] == "-P"
+            ):
+                secrets.append(arg.split("=", 1)[1] if "=" in arg else arg[2:])
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        message = message.replace(secret, "<redacted>")
+    return message
+
+
+def _certificate_days(value: str) -> tuple[float | None, float | None]:
+    """check_smtp's ``-D WARN[,CRIT]``: days left below which to warn, and to go critical."""
+    warn_text, _, crit_text = value.partition(",")
+    try:
+        warn = float(warn_text)
+        crit = float(crit_text) if crit_text.strip() else None
+    except ValueError:
+        raise UsageError(f"--certificate-days wants WARN[,CRIT] in days, not {value!r}") from None
+    if not all(math.isfinite(x) and x >= 0 for x in (warn, crit if crit is not None else 0)):
+        raise UsageError(f"--certificate-days: days must be 0 or more, not {value!r}")
+    if crit is not None and crit > warn:
+        raise UsageError(f"--certificate-days: CRIT ({crit:g}) must not exceed WARN ({warn:g})")
+    return warn, crit
+
+
+def _read_secret(args: argparse.Namespace) -> Secret | None:
+    """The AUTH secret from exactly one source; files and variables are checked here."""
+    sources = [
+        name
+        for name, value in (
+            ("--auth-password-file", args.auth_password_file),
+            ("--auth-password-env", args.auth_password_env),
+            ("-P/--auth-password", args.auth_password),
+        )
+        if value is not None
+    ]
+    if len(sources) > 1:
+        raise UsageError(f"give the AUTH secret one way only, not {' and '.join(sources)}")
+    if not sources:
+        return None
+    if args.auth_password_file is not None:
+        path = args.auth_password_file
+        try:
+            with open(path, encoding="utf-8") as file:
+                secret = file.readline()
+        except OSError as exc:
+            raise UsageError(
+                f"--auth-password-file: cannot read {path}: {exc.strerror or exc}"
+            ) from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--auth-password-file: {path} is not UTF-8 text") from None
+        secret = secret.removesuffix("\n").removesuffix("\r")
+        where = f"--auth-password-file {path}"
+    elif args.auth_password_env is not None:
+        import os
+
+        name = args.auth_password_env
+        secret = os.environ.get(name, "")
+        if name not in os.environ:
+            raise UsageError(f"--auth-password-env: the environment variable {name} is not set")
+        where = f"the environment variable {name}"
+    else:
+        secret = args.auth_password
+        where = "-P"
+    if not secret:
+        raise UsageError(f"the AUTH secret from {where} is empty")
+    if "\0" in secret:
+        raise UsageError(f"the AUTH secret from {where} contains a NUL byte")
+    return Secret(secret)
+
+
+def tls_and_auth_settings(args: argparse.Namespace, host: str) -> dict[str, object]:
+    """The TLS and AUTH part of Settings, validated: nothing half-configured gets through."""
+    if args.starttls is not None and args.tls:
+        raise UsageError("use either -S/--starttls or --tls, not both")
+    uses_tls = args.starttls is not None or args.tls
+    for option, given in (
+        ("--sni", args.sni),
+        ("--ca-file", args.ca_file),
+        ("--insecure", args.insecure or None),
+        ("--certificate-days", args.certificate_days),
+        ("--tls-min-version", args.tls_min_version),
+    ):
+        if given is not None and not uses_tls:
+            raise UsageError(f"{option} needs -S/--starttls or --tls")
+    if args.insecure and args.ca_file is not None:
+        raise UsageError("--ca-file has no effect with --insecure")
+    sni = None
+    if args.sni is not None:
+        try:
+            sni = addresses.hostname(args.sni)
+        except addresses.InvalidInput as exc:
+            raise UsageError(f"--sni: {exc}") from None
+    if args.ca_file is not None:
+        try:
+            with open(args.ca_file, encoding="ascii", errors="replace") as file:
+                pem = file.read(1 << 20)
+        except OSError as exc:
+            raise UsageError(
+                f"--ca-file: cannot read {args.ca_file}: {exc.strerror or exc}"
+            ) from None
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise UsageError(f"--ca-file: {args.ca_file} holds no PEM certificate")
+    warn_days = crit_days = None
+    if args.certificate_days is not None:
+        warn_days, crit_days = _certificate_days(args.certificate_days)
+
+    mech = args.auth_mech.upper() if args.auth_mech is not None else None
+    if mech is not None and mech not in AUTH_MECHANISMS:
+        raise UsageError(
+            f"--auth-mech: unknown mechanism {args.auth_mech!r} "
+            f"(known: {', '.join(AUTH_MECHANISMS)})"
+        )
+    secret = _read_secret(args)
+    if mech is None:
+        if args.auth_user is not None or secret is not None:
+            raise UsageError("-U and the AUTH secret need -A/--auth-mech")
+        if args.allow_plaintext_auth:
+            raise UsageError("--allow-plaintext-auth needs -A/--auth-mech")
+    else:
+        if not args.auth_user:
+            raise UsageError(f"AUTH {mech} needs -U/--auth-user")
+        if any(c in args.auth_user for c in "\0\r\n"):
+            raise UsageError("-U/--auth-user contains a control character")
+        if secret is None:
+            raise UsageError(
+                f"AUTH {mech} needs a secret: --auth-password-file, --auth-password-env or -P"
+            )
+        if args.helo_only:
+            raise UsageError("AUTH needs EHLO: drop --helo-only")
+        if not uses_tls and not args.allow_plaintext_auth:
+            raise UsageError(
+                "AUTH without TLS would send the secret in plaintext: "
+                "add -S/--starttls or --tls (or --allow-plaintext-auth)"
+            )
+    return {
+        "starttls": args.starttls,
+        "implicit_tls": args.tls,
+        "sni": sni,
+        "ca_file": args.ca_file,
+        "insecure": args.insecure,
+        "cert_days_warning": warn_days,
+        "cert_days_critical": crit_days,
+        "tls_min_version": args.tls_min_version,
+        "auth_mech": mech,
+        "auth_user": args.auth_user,
+        "auth_secret": secret,
+        "allow_plaintext_auth": args.allow_plaintext_auth,
+    }
 
 
 def settings_from(argv: list[str] | None = None) -> Settings:
@@ -221,8 +462,9 @@ def settings_from(argv: list[str] | None = None) -> Settings:
         recipients = tuple(addresses.mailbox(r, "--rcpt") for r in args.recipients)
     except addresses.InvalidInput as exc:
         raise UsageError(str(exc)) from None
+    secure = tls_and_auth_settings(args, host)
     try:
-        port = int(args.port)
+        port = int(args.port) if args.port is not None else (465 if args.tls else 25)
     except ValueError:
         port = -1
     if not 1 <= port <= 65535:
@@ -270,11 +512,12 @@ def settings_from(argv: list[str] | None = None) -> Settings:
         time_critical=time_critical,
         ignore_quit=args.ignore_quit_failure,
         verbosity=3 if args.transcript else min(args.verbose, 3),
+        **secure,  # type: ignore[arg-type]
     )
 
 
 def build_check(settings: Settings) -> nagiosplugin.Check:
-    from check_smtp_verbs.contexts import ReplyContext, time_contexts
+    from check_smtp_verbs.contexts import CertificateContext, ReplyContext, time_contexts
     from check_smtp_verbs.resource import SmtpVerbs
     from check_smtp_verbs.summary import VerbsSummary
 
@@ -283,6 +526,7 @@ def build_check(settings: Settings) -> nagiosplugin.Check:
         resource,
         ReplyContext(settings.warning_codes, settings.timeout_state, settings.ignore_quit),
         *time_contexts(TIMED, settings.time_warning, settings.time_critical),
+        CertificateContext(settings.cert_days_warning, settings.cert_days_critical),
         VerbsSummary(resource, settings.verbosity),
     )
 
@@ -297,7 +541,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = settings_from(argv)
     except UsageError as exc:
-        usage_exit(str(exc))
+        usage_exit(scrub_argv(str(exc), sys.argv[1:] if argv is None else argv))
     check = build_check(settings)
     # A safety net only: the probe's own deadline ends the run first and names the verb.
     check.main(verbose=settings.verbosity, timeout=math.ceil(settings.timeout) + 2)

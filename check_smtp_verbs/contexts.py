@@ -9,7 +9,10 @@ is not down, so a bad or missing QUIT reply is at most WARNING (OK with -q).
 
 from __future__ import annotations
 
+import datetime
+import math
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import nagiosplugin
 from nagiosplugin.state import ServiceState
@@ -71,3 +74,71 @@ def time_contexts(
     return [
         TimeContext(f"time_{label}", warning.get(label), critical.get(label)) for label in labels
     ]
+
+
+class CertificateDays(NamedTuple):
+    """The value of the cert_days metric: the days and the certificate they belong to."""
+
+    days: float
+    subject: str
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    leaf: bool  # False: a chain certificate expires (or starts) first
+
+
+class CertificateContext(nagiosplugin.Context):
+    """Days until the certificate expires, with check_smtp's ``-D WARN[,CRIT]``.
+
+    An expired (or not yet valid) certificate is CRITICAL whatever the thresholds,
+    and also with --insecure: not verifying a self-signed gateway is a choice,
+    letting its certificate run out is not.  The hint carries the date, because
+    "when" is the first thing the admin needs.
+    """
+
+    def __init__(self, warning_days: float | None, critical_days: float | None) -> None:
+        super().__init__("cert_days")
+        self.warning_days = warning_days
+        self.critical_days = critical_days
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        value: CertificateDays = metric.value
+        which = "certificate" if value.leaf else f"chain certificate {value.subject}"
+        end = value.not_after.strftime("%Y-%m-%d %H:%M:%S UTC")
+        start = value.not_before.strftime("%Y-%m-%d %H:%M:%S UTC")
+        days = value.days
+        if value.not_before > datetime.datetime.now(datetime.timezone.utc):
+            return nagiosplugin.Result(
+                nagiosplugin.Critical, f"{which} not valid before {start}", metric
+            )
+        if days < 0:
+            ago = math.floor(-days)
+            return nagiosplugin.Result(
+                nagiosplugin.Critical,
+                f"{which} expired on {end} ({ago} day{'s' if ago != 1 else ''} ago)",
+                metric,
+            )
+        left = math.floor(days)
+        text = f"{which} expires in {left} day{'s' if left != 1 else ''} on {end}"
+        if self.critical_days is not None and days < self.critical_days:
+            return nagiosplugin.Result(
+                nagiosplugin.Critical, f"{text} (critical below {self.critical_days:g})", metric
+            )
+        if self.warning_days is not None and days < self.warning_days:
+            return nagiosplugin.Result(
+                nagiosplugin.Warn, f"{text} (warning below {self.warning_days:g})", metric
+            )
+        return nagiosplugin.Result(nagiosplugin.Ok, text, metric)
+
+    def performance(
+        self, metric: nagiosplugin.Metric, resource: object
+    ) -> nagiosplugin.Performance:
+        def low(days: float | None) -> str:
+            return "" if days is None else f"{days:g}:"
+
+        return nagiosplugin.Performance(
+            metric.name,
+            f"{metric.value.days:.2f}",
+            "",
+            low(self.warning_days),
+            low(self.critical_days),
+        )

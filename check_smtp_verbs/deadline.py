@@ -48,31 +48,47 @@ class Deadline:
         return child
 
 
-class DeadlineSocket(socket.socket):
-    """A socket whose every receive and send is bounded by the conversation's deadline."""
+class DeadlineBound:
+    """Bounds every receive and send of a socket class by the conversation's deadline.
+
+    A mixin, so the plain TCP socket and the TLS socket (tls.py) share one rule: each
+    call gets only the time left, and running out is DeadlineExceeded, never a plain
+    socket.timeout that smtplib would report as a disconnect.
+    """
 
     deadline: Deadline
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        self.settimeout(self.deadline.remaining())
+        self.settimeout(self.deadline.remaining())  # type: ignore[attr-defined]
         try:
-            return super().recv_into(buffer, nbytes, flags)
+            return super().recv_into(buffer, nbytes, flags)  # type: ignore[misc]
         except socket.timeout:
             raise DeadlineExceeded from None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        self.settimeout(self.deadline.remaining())
+        self.settimeout(self.deadline.remaining())  # type: ignore[attr-defined]
         try:
-            return super().recv(bufsize, flags)
+            return super().recv(bufsize, flags)  # type: ignore[misc]
+        except socket.timeout:
+            raise DeadlineExceeded from None
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self.settimeout(self.deadline.remaining())  # type: ignore[attr-defined]
+        try:
+            return super().send(data, flags)  # type: ignore[misc]
         except socket.timeout:
             raise DeadlineExceeded from None
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        self.settimeout(self.deadline.remaining())
+        self.settimeout(self.deadline.remaining())  # type: ignore[attr-defined]
         try:
-            super().sendall(data, flags)
+            super().sendall(data, flags)  # type: ignore[misc]
         except socket.timeout:
             raise DeadlineExceeded from None
+
+
+class DeadlineSocket(DeadlineBound, socket.socket):
+    """A TCP socket whose every receive and send is bounded by the deadline."""
 
 
 AddrInfo = tuple[int, int, int, str, Any]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import smtplib
 import socket
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from check_smtp_verbs.codes import CodeSet
 from check_smtp_verbs.deadline import Deadline, DeadlineExceeded, clock, connect, resolve
@@ -20,7 +20,23 @@ from check_smtp_verbs.settings import EHLO_FALLBACK, Settings
 from check_smtp_verbs.transcript import Transcript
 from check_smtp_verbs.wire import InvalidReply, Reply, Wire
 
+if TYPE_CHECKING:
+    from check_smtp_verbs.tls import TlsFacts
+
 Send = Callable[["Conversation"], object]
+
+
+class StepFailed(Exception):
+    """A step cannot go on for a reason that is not an SMTP reply (a failed TLS handshake,
+    STARTTLS or an AUTH mechanism not offered); the message is what the user reads."""
+
+    def __init__(self, message: str, usable: bool = False) -> None:
+        super().__init__(message)
+        self.usable = usable  # nothing half-sent: the server can still hear QUIT
+
+
+class StepSkipped(Exception):
+    """The step does not apply (STARTTLS=optional and not offered); the message says so."""
 
 
 class Step(NamedTuple):
@@ -54,6 +70,7 @@ class Walk(NamedTuple):
     results: tuple[StepResult, ...]
     total: float
     transcript: Transcript
+    tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
 
 
 def _step(name: str, verb: str, label: str, awaited: str, settings: Settings, send: Send) -> Step:
@@ -82,6 +99,7 @@ def plan(settings: Settings) -> list[Step]:
             lambda c: c.wire.ehlo(settings.helo),
         )
         steps = [ehlo._replace(fallback=helo)]
+    steps += secure_steps(settings)
     if settings.sender is not None or settings.recipients:
         sender = settings.sender or ""
         steps.append(
@@ -109,6 +127,47 @@ def plan(settings: Settings) -> list[Step]:
     return steps
 
 
+def secure_steps(settings: Settings) -> list[Step]:
+    """STARTTLS, the handshake and the second EHLO, then AUTH: right after EHLO."""
+    steps = []
+    if settings.starttls is not None:
+        from check_smtp_verbs import tls
+
+        steps += [
+            _step("starttls", "starttls", "STARTTLS", "the STARTTLS reply", settings, tls.starttls),
+            handshake_step(settings),
+            _step(
+                "ehlo_tls",
+                "ehlo_tls",
+                f"EHLO {settings.helo} (after STARTTLS)",
+                "the EHLO reply after STARTTLS",
+                settings,
+                lambda c: c.wire.ehlo(settings.helo),
+            ),
+        ]
+    if settings.auth_mech is not None:
+        from check_smtp_verbs import auth
+
+        steps.append(
+            _step(
+                "auth",
+                "auth",
+                auth.label(settings.auth_mech, settings.auth_user),
+                "the AUTH reply",
+                settings,
+                auth.authenticate,
+            )
+        )
+    return steps
+
+
+def handshake_step(settings: Settings) -> Step:
+    """The TLS handshake: timed as "tls", no SMTP reply (its failure is StepResult.error)."""
+    from check_smtp_verbs import tls
+
+    return Step("tls", "tls", "TLS handshake", "the TLS handshake", None, tls.handshake)
+
+
 def banner_step(settings: Settings) -> Step:
     return _step("banner", "banner", "banner", "the banner", settings, lambda c: c.wire.getreply())
 
@@ -127,6 +186,10 @@ class Conversation:
         self.transcript = transcript
         self.address: str | None = None
         self.usable = False  # connected, and the last reply was complete and valid
+        self.tls: TlsFacts | None = None  # set by a successful TLS handshake
+        self.skipped: set[str] = set()  # names of steps that turned out not to apply
+        if settings.auth_secret is not None:
+            transcript.add_secret(settings.auth_secret.reveal())
 
     def _timeout_text(self, awaited: str) -> str:
         return f"timeout after {self.settings.timeout:g}s waiting for {awaited}"
@@ -178,7 +241,9 @@ class Conversation:
 
     def run(self, step: Step) -> StepResult:
         """Send one step's command, wait for its whole reply, and say what happened."""
-        assert step.send is not None and step.expect is not None
+        assert step.send is not None
+        if step.expect is None:
+            return self._run_without_reply(step)
         self.usable = False
         wire = self.wire
         wire.sent_at = None  # the banner has no command: its time starts here, at connect
@@ -190,6 +255,13 @@ class Conversation:
         except DeadlineExceeded:
             error = self._timeout_text(step.awaited)
             timed_out = True
+        except StepSkipped as exc:
+            self.usable = True
+            return StepResult(step, lines=(self.transcript.scrub(str(exc)),), expected=True)
+        except StepFailed as exc:
+            error = str(exc)
+            self.usable = exc.usable
+            self.transcript.note(error)
         except InvalidReply as exc:
             error = f"invalid reply to {step.label}: {exc}"
         except smtplib.SMTPServerDisconnected:
@@ -197,18 +269,46 @@ class Conversation:
         except OSError as exc:
             error = f"{_reason(exc)} while waiting for {step.awaited}"
         sent = wire.sent_at if wire.sent_at is not None else started
+        scrub = self.transcript.scrub  # a server may echo a secret back: not into any output
         if error is not None:
-            return StepResult(step, seconds=clock() - sent, error=error, timed_out=timed_out)
+            return StepResult(step, seconds=clock() - sent, error=scrub(error), timed_out=timed_out)
         reply: Reply | None = wire.last_reply
         assert reply is not None and wire.replied_at is not None
         self.usable = True
         return StepResult(
             step,
             reply.code,
-            reply.lines,
+            tuple(scrub(line) for line in reply.lines),
             wire.replied_at - sent,
             expected=step.expect.matches(reply.code),
         )
+
+    def _run_without_reply(self, step: Step) -> StepResult:
+        """A step that is an action, not a command (the TLS handshake): time it, say why
+        it failed."""
+        assert step.send is not None
+        self.usable = False
+        started = clock()
+        try:
+            lines = step.send(self)
+        except DeadlineExceeded:
+            return StepResult(
+                step,
+                seconds=clock() - started,
+                error=self._timeout_text(step.awaited),
+                timed_out=True,
+            )
+        except StepFailed as exc:
+            self.usable = exc.usable
+            self.transcript.note(str(exc))
+            return StepResult(
+                step, seconds=clock() - started, error=self.transcript.scrub(str(exc))
+            )
+        seconds = clock() - started
+        self.usable = True
+        shown = tuple(lines) if isinstance(lines, (tuple, list)) else ()
+        self.transcript.note(f"{step.label}: {' '.join(shown)}".rstrip(": "))
+        return StepResult(step, lines=shown, seconds=seconds, expected=True)
 
     def close(self) -> None:
         self.wire.close()
@@ -224,7 +324,10 @@ def walk(settings: Settings) -> Walk:
     try:
         if conversation.usable:
             quit_ = quit_step(settings)
-            for step in [banner_step(settings), *plan(settings)]:
+            before = [handshake_step(settings)] if settings.implicit_tls else []
+            for step in [*before, banner_step(settings), *plan(settings)]:
+                if step.name in conversation.skipped:
+                    continue
                 result = conversation.run(step)
                 if step.fallback is not None and EHLO_FALLBACK.matches(result.code):
                     results.append(result._replace(expected=True))
@@ -244,6 +347,7 @@ def walk(settings: Settings) -> Walk:
         tuple(results),
         clock() - started,
         transcript,
+        conversation.tls,
     )
 
 

@@ -29,7 +29,23 @@ def metrics(result: Walk, prefix: str = "") -> list[nagiosplugin.Metric]:
     out.append(
         nagiosplugin.Metric(prefix + "total", result.total, "s", min=0, context="time_total")
     )
+    out += certificate_metrics(result, prefix)
     return out
+
+
+def certificate_metrics(result: Walk, prefix: str = "") -> list[nagiosplugin.Metric]:
+    """cert_days, when a TLS handshake showed a certificate (judged in contexts.py)."""
+    facts = result.tls
+    if facts is None or facts.expiring is None:
+        return []
+    from check_smtp_verbs.contexts import CertificateDays
+    from check_smtp_verbs.tls import days_left
+
+    cert = facts.expiring
+    value = CertificateDays(
+        days_left(cert), cert.subject, cert.not_before, cert.not_after, cert == facts.leaf
+    )
+    return [nagiosplugin.Metric(prefix + "cert_days", value, context="cert_days")]
 
 
 class SmtpVerbs(nagiosplugin.Resource):

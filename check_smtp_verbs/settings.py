@@ -20,10 +20,19 @@ DEFAULT_EXPECT: dict[str, str] = {
     "mail": "250",
     "rcpt": "250,251",
     "quit": "221",
+    # TLS and AUTH (RFC 3207, RFC 4954)
+    "starttls": "220",
+    "ehlo_tls": "250",
+    "auth": "235",
 }
 
-# Every label that can carry a time: the verbs plus the parts of the walk without a reply.
-TIMED = ("connect", *DEFAULT_EXPECT, "total")
+# Every label that can carry a time: the verbs plus the parts of the walk without a reply
+# ("tls" is the TLS handshake).
+TIMED = ("connect", "tls", *DEFAULT_EXPECT, "total")
+
+STARTTLS_MODES = ("required", "optional")
+AUTH_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2")
+TLS_VERSIONS = ("1.2", "1.3")
 
 # RFC 5321 4.1.1.1: a server that does not know EHLO answers 500 or 502; HELO is tried then.
 EHLO_FALLBACK = CodeSet.parse("500,502")
@@ -34,6 +43,34 @@ STATES: dict[str, nagiosplugin.state.ServiceState] = {
     "critical": nagiosplugin.Critical,
     "unknown": nagiosplugin.Unknown,
 }
+
+
+class Secret:
+    """A password or token that cannot be printed by accident.
+
+    Settings is a NamedTuple, whose repr lists every field: a traceback, a debug print
+    or a log line showing the settings must not show the secret.  Only ``reveal()``
+    gives it out, and only auth.py calls it.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(<redacted>)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
 class Settings(NamedTuple):
@@ -52,6 +89,24 @@ class Settings(NamedTuple):
     time_critical: dict[str, nagiosplugin.Range] = {}
     ignore_quit: bool = False
     verbosity: int = 0
+    # TLS (tls.py): starttls is None, "required" or "optional"; implicit_tls is SMTPS
+    starttls: str | None = None
+    implicit_tls: bool = False
+    sni: str | None = None  # the name to send as SNI and to verify; None: the host
+    ca_file: str | None = None
+    insecure: bool = False
+    cert_days_warning: float | None = None  # alert when fewer days are left
+    cert_days_critical: float | None = None
+    tls_min_version: str | None = None  # "1.2" or "1.3"
+    # AUTH (auth.py)
+    auth_mech: str | None = None
+    auth_user: str | None = None
+    auth_secret: Secret | None = None
+    allow_plaintext_auth: bool = False
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.implicit_tls or self.starttls is not None
 
     def expected(self, verb: str) -> CodeSet:
         return self.expect.get(verb) or CodeSet.parse(DEFAULT_EXPECT[verb])

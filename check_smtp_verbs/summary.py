@@ -25,6 +25,8 @@ def clean(text: str, limit: int = MAX_TEXT) -> str:
 
 def short(result: StepResult) -> str:
     verb = result.step.verb
+    if verb == "ehlo_tls":
+        return "EHLO"
     return "banner" if verb == "banner" else verb.upper()
 
 
@@ -56,13 +58,56 @@ def _steps(result: nagiosplugin.Result) -> tuple[StepResult, ...]:
 def describe(result: nagiosplugin.Result) -> str:
     if result.metric is not None and result.metric.context == "reply":
         return reply_problem(result.metric.value)
+    if result.metric is not None and result.metric.context == "cert_days":
+        return clean(result.hint)
     return time_problem(result)
 
 
-def ok_line(walk: Walk) -> str:
+def _outcome(result: StepResult) -> str | None:
+    """How a step shows in the OK line: ``EHLO 250``, or ``TLSv1.3`` for the handshake."""
+    if result.code is not None:
+        return f"{short(result)} {result.code}"
+    if result.error is None and result.lines:
+        return result.lines[0]  # the TLS version; "STARTTLS not offered, ..."
+    return None
+
+
+def ok_line(walk: Walk, certificate: str = "") -> str:
     host = f"[{walk.host}]" if ":" in walk.host else walk.host
-    replies = ", ".join(f"{short(r)} {r.code}" for r in walk.results if r.code is not None)
-    return clean(f"{host}:{walk.port} {replies} in {walk.total:.3f}s", 1000)
+    replies = ", ".join(o for o in map(_outcome, walk.results) if o is not None)
+    extra = f", {certificate}" if certificate else ""
+    return clean(f"{host}:{walk.port} {replies} in {walk.total:.3f}s{extra}", 1000)
+
+
+def tls_lines(walk: Walk) -> list[str]:
+    """-v: what the TLS handshake showed, for the admin who has to renew or fix it."""
+    facts = walk.tls
+    if facts is None:
+        return []
+    from check_smtp_verbs.tls import days_left, when
+
+    bits = f" ({facts.bits} bits)" if facts.bits else ""
+    check = (
+        f"chain and name verified for {facts.server_name}"
+        if facts.verified
+        else "not verified (--insecure)"
+    )
+    lines = [f"TLS: {facts.version}, cipher {facts.cipher}{bits}, certificate {check}"]
+    leaf = facts.leaf
+    if leaf is not None:
+        lines += [
+            f"certificate subject: {leaf.subject}",
+            f"certificate issuer: {leaf.issuer}",
+            f"certificate names: {', '.join(leaf.names) or '(none)'}",
+            f"certificate valid: {when(leaf.not_before)} to {when(leaf.not_after)} "
+            f"({days_left(leaf):.1f} days left)",
+        ]
+    if facts.expiring is not None and facts.expiring != leaf:
+        lines.append(
+            f"chain certificate {facts.expiring.subject} ends first: "
+            f"{when(facts.expiring.not_after)}"
+        )
+    return [clean(line, 600) for line in lines]
 
 
 def step_lines(walk: Walk, results: nagiosplugin.Results) -> list[str]:
@@ -79,6 +124,8 @@ def step_lines(walk: Walk, results: nagiosplugin.Results) -> list[str]:
             outcome = walk.address or "-"
         elif r.code is not None:
             outcome = f"{r.code} {r.text}".rstrip()
+        elif r.lines:
+            outcome = r.text
         else:
             outcome = "-"
         if r.error is not None:
@@ -109,7 +156,11 @@ class VerbsSummary(nagiosplugin.Summary):
             return super().ok(results)
         # OK despite a broken walk (e.g. --timeout 10:ok): say what broke, not a verb list
         broken = [r for r in self.walk.results if r.error is not None and r.step.verb != "quit"]
-        return reply_problem(broken[0]) if broken else ok_line(self.walk)
+        certificate = next(
+            (r.hint for r in results if r.metric is not None and r.metric.context == "cert_days"),
+            "",
+        )
+        return reply_problem(broken[0]) if broken else ok_line(self.walk, certificate)
 
     def problem(self, results: nagiosplugin.Results) -> str:
         return describe(results.first_significant)
@@ -117,7 +168,7 @@ class VerbsSummary(nagiosplugin.Summary):
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
         if self.walk is None:
             return []
-        lines = step_lines(self.walk, results)
+        lines = step_lines(self.walk, results) + tls_lines(self.walk)
         if self.verbosity >= 3:
             lines += transcript_lines(self.walk)
         return lines

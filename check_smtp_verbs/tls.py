@@ -1,0 +1,269 @@
+"""TLS for the walk: the client context, the bounded handshake and the certificate facts.
+
+Imported only when a check uses STARTTLS or implicit TLS, so a plaintext check pays
+neither for building an SSL context and loading the CA store nor for the certificate
+parser.  (The ssl module itself is already loaded by smtplib.)
+
+Verification is OpenSSL's, in the handshake: chain against the system store or
+``--ca-file``, and the host name (``-H`` or ``--sni``).  One part is taken out of
+OpenSSL's hands on purpose: the validity dates.  OpenSSL rejects an expired chain
+with "certificate has expired" and no date, and after a failed handshake Python
+gives out no certificate to read one from; yet the date is what the admin needs.
+So the handshake runs with X509_V_FLAG_NO_CHECK_TIME and this module checks the
+dates of *every* certificate of the verified chain itself (an expired intermediate
+breaks mail as surely as an expired leaf).  Where the interpreter cannot hand out
+the verified chain (Python < 3.10), OpenSSL keeps checking the dates itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import socket
+import ssl
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from check_smtp_verbs.deadline import DeadlineBound, DeadlineExceeded
+from check_smtp_verbs.probe import StepFailed, StepSkipped
+
+if TYPE_CHECKING:
+    from check_smtp_verbs.probe import Conversation
+    from check_smtp_verbs.settings import Settings
+
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME; Python's VerifyFlags does not name it.
+_NO_CHECK_TIME = 0x200000
+_VERSIONS = {"SSLv3": 0.3, "TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
+
+
+def _chain_getter(sock: ssl.SSLSocket) -> Any:
+    """The verified chain, as a list of DER certificates, or None if unavailable.
+
+    Public since Python 3.13; 3.10-3.12 have the same method on the private SSL
+    object only.  Both are looked up by name so that a missing one means "let
+    OpenSSL check the dates" rather than an AttributeError.
+    """
+    public = getattr(sock, "get_verified_chain", None)
+    if public is not None:
+        return [bytes(der) for der in public()]
+    private = getattr(getattr(sock, "_sslobj", None), "get_verified_chain", None)
+    if private is not None:
+        return [cert.public_bytes(ssl._ssl.ENCODING_DER) for cert in private()]  # type: ignore[attr-defined]
+    return None
+
+
+CHAIN_AVAILABLE = hasattr(ssl.SSLSocket, "get_verified_chain") or hasattr(
+    getattr(getattr(ssl, "_ssl", None), "_SSLSocket", None), "get_verified_chain"
+)
+
+
+class DeadlineSSLSocket(DeadlineBound, ssl.SSLSocket):
+    """A TLS socket whose reads and writes are bounded like the plain one's.
+
+    CPython's TLS read, write and handshake treat the socket timeout as a deadline
+    for the whole call (not per underlying read), so setting it to the time left
+    before each call is enough to keep a dribbling server within --timeout.
+    """
+
+
+TlsFailed = StepFailed  # the handshake or what it showed is not acceptable
+
+
+class Certificate(NamedTuple):
+    subject: str
+    issuer: str
+    names: tuple[str, ...]  # subjectAltName entries, "DNS:mx.example.net", "IP:192.0.2.1"
+    not_before: datetime.datetime  # UTC
+    not_after: datetime.datetime  # UTC
+
+
+class TlsFacts(NamedTuple):
+    version: str  # "TLSv1.3"
+    cipher: str
+    bits: int | None
+    verified: bool  # chain and name verified (not --insecure)
+    server_name: str  # the name verified and sent as SNI
+    leaf: Certificate | None
+    expiring: Certificate | None  # the certificate whose end comes first (the leaf if unverified)
+    chain_length: int
+
+
+def client_context(settings: Settings) -> ssl.SSLContext:
+    if settings.insecure:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        # cafile replaces the system store, it does not add to it
+        context = ssl.create_default_context(cafile=settings.ca_file)
+        if CHAIN_AVAILABLE:
+            context.verify_flags |= _NO_CHECK_TIME  # type: ignore[assignment]
+    context.sslsocket_class = DeadlineSSLSocket
+    return context
+
+
+def starttls(conversation: Conversation) -> None:
+    """Send STARTTLS if the server offers it (RFC 3207); its reply is judged as usual."""
+    wire = conversation.wire
+    if not wire.has_extn("starttls"):
+        if conversation.settings.starttls == "optional":
+            conversation.skipped.update(("tls", "ehlo_tls"))
+            raise StepSkipped("STARTTLS not offered, continuing in plaintext")
+        raise StepFailed("STARTTLS not offered", usable=True)
+    wire.docmd("STARTTLS")
+
+
+def handshake(conversation: Conversation) -> tuple[str, ...]:
+    """Wrap the connection in TLS within the deadline; return the lines to show.
+
+    Raises TlsFailed with the reason (and whether QUIT can still be sent), or
+    DeadlineExceeded.
+    """
+    settings = conversation.settings
+    deadline = conversation.deadline
+    wire = conversation.wire
+    implicit = settings.implicit_tls
+    server_name = settings.sni or settings.host
+    try:
+        context = client_context(settings)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsFailed(f"cannot load the CA file {settings.ca_file}: {_ssl_reason(exc)}") from None
+    raw = wire.sock
+    try:
+        sock = context.wrap_socket(raw, server_hostname=server_name, do_handshake_on_connect=False)
+    except (ValueError, ssl.SSLError) as exc:
+        raise TlsFailed(f"TLS set-up failed: {_ssl_reason(exc)}") from None
+    assert isinstance(sock, DeadlineSSLSocket)
+    sock.deadline = deadline
+    wire.attach(sock)  # from here on, closing the wire closes the TLS socket
+    try:
+        sock.settimeout(deadline.remaining())
+        sock.do_handshake()
+    except socket.timeout:
+        raise DeadlineExceeded from None
+    except ssl.SSLCertVerificationError as exc:
+        raise TlsFailed(f"certificate verify failed: {_verify_reason(exc, server_name)}") from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError, EOFError):
+        raise TlsFailed("connection closed by the server during the TLS handshake") from None
+    except ssl.SSLError as exc:
+        raise TlsFailed(f"TLS handshake failed: {_ssl_reason(exc)}") from None
+    except OSError as exc:
+        raise TlsFailed(f"TLS handshake failed: {exc.strerror or exc}") from None
+    # A fresh session: capabilities learnt before STARTTLS must not be trusted (RFC 3207 4.2).
+    wire.helo_resp = wire.ehlo_resp = None
+    wire.esmtp_features = {}
+    wire.does_esmtp = False
+    facts = _facts(sock, not settings.insecure, server_name)
+    conversation.tls = facts
+    usable = not implicit  # before the banner, a QUIT would only read the banner
+    if settings.tls_min_version is not None and _VERSIONS.get(facts.version, 0) < float(
+        settings.tls_min_version
+    ):
+        raise TlsFailed(
+            f"{facts.version} negotiated, below --tls-min-version {settings.tls_min_version}",
+            usable,
+        )
+    if facts.verified:
+        problem = _date_problem(facts)
+        if problem:
+            raise TlsFailed(f"certificate verify failed: {problem}", usable)
+    return (facts.version, f"{facts.cipher}")
+
+
+def _facts(sock: ssl.SSLSocket, verified: bool, server_name: str) -> TlsFacts:
+    cipher, _, bits = sock.cipher() or ("unknown", None, None)
+    version = sock.version() or "unknown"
+    der = sock.getpeercert(binary_form=True)
+    leaf = parse_certificate(der) if der else None
+    chain: list[Certificate] = []
+    if verified and CHAIN_AVAILABLE:
+        ders = _chain_getter(sock)
+        if ders is None:  # promised by CHAIN_AVAILABLE: never trust dates nobody checked
+            raise TlsFailed("cannot read the verified certificate chain to check its dates")
+        chain = [parse_certificate(d) for d in ders]
+    candidates = chain or ([leaf] if leaf else [])
+    expiring = min(candidates, key=lambda c: c.not_after) if candidates else None
+    not_yet = [c for c in candidates if c.not_before > now()]
+    if not_yet:
+        expiring = not_yet[0]
+    return TlsFacts(
+        version, cipher, bits, verified, server_name, leaf, expiring, len(chain) or int(bool(leaf))
+    )
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def days_left(certificate: Certificate) -> float:
+    return (certificate.not_after - now()).total_seconds() / 86400
+
+
+def when(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _date_problem(facts: TlsFacts) -> str:
+    """Why the verified chain is not valid right now, or "" if it is."""
+    cert = facts.expiring
+    if cert is None:
+        return ""
+    who = "" if cert == facts.leaf else f" (chain certificate {cert.subject})"
+    if cert.not_before > now():
+        return f"certificate not valid before {when(cert.not_before)}{who}"
+    if cert.not_after < now():
+        return f"certificate expired on {when(cert.not_after)}{who}"
+    return ""
+
+
+def parse_certificate(der: bytes) -> Certificate:
+    """Read the facts of one DER certificate.
+
+    The ``cryptography`` package, imported here and only here: with verification
+    off (--insecure), ``getpeercert()`` returns an empty dict, so the DER form is
+    all there is, and the standard library's own decoder is private.  One parser
+    for verified and unverified certificates keeps both paths equal.
+    """
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        names = tuple(
+            [f"DNS:{n}" for n in extension.value.get_values_for_type(x509.DNSName)]
+            + [f"IP:{n}" for n in extension.value.get_values_for_type(x509.IPAddress)]
+        )
+    except x509.ExtensionNotFound:
+        names = ()
+    return Certificate(
+        cert.subject.rfc4514_string(),
+        cert.issuer.rfc4514_string(),
+        names,
+        _utc(cert, "not_valid_before"),
+        _utc(cert, "not_valid_after"),
+    )
+
+
+def _utc(cert: Any, name: str) -> datetime.datetime:
+    aware = getattr(cert, f"{name}_utc", None)  # cryptography >= 42
+    if aware is not None:
+        return aware
+    return getattr(cert, name).replace(tzinfo=datetime.timezone.utc)
+
+
+_SSL_NOISE = re.compile(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$")
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    """``[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)`` -> the words."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    if isinstance(exc, ssl.SSLError) and exc.args and isinstance(exc.args[-1], str):
+        text = exc.args[-1]
+    return _SSL_NOISE.sub("", text).strip() or type(exc).__name__
+
+
+def _verify_reason(exc: ssl.SSLCertVerificationError, server_name: str) -> str:
+    code = getattr(exc, "verify_code", None)
+    message = getattr(exc, "verify_message", None) or _ssl_reason(exc)
+    if code in (62, 64):  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+        return f"name mismatch: the certificate is not valid for {server_name}"
+    return message
