@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.certs import TestCertificates
 from tests.postfix import PrivatePostfix, find_postfix
 from tests.schedulers import find_program
 from tests.smtpd import Script, SMTPTestServer
@@ -101,3 +102,9 @@ def nagios_program() -> str:
 @pytest.fixture
 def systemd_analyze() -> str:
     return require_program("systemd-analyze", "systemd")
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> TestCertificates:
+    """A private CA (``certs.ca_file`` for --ca-file) and server TLS contexts on demand."""
+    return TestCertificates(tmp_path_factory.mktemp("certs"))

@@ -25,10 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import contextlib
+import hmac
 import ipaddress
+import secrets
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -117,6 +122,21 @@ class Script:
     """Reply to this verb, then hang up."""
     expect_proxy: bool = False
     """Require a PROXY protocol header before the banner."""
+    tls_context: ssl.SSLContext | None = None
+    """Server-side TLS: with it, EHLO offers STARTTLS and STARTTLS answers 220 and
+    upgrades (unless ``replies["STARTTLS"]`` says otherwise)."""
+    implicit_tls: bool = False
+    """TLS from connect (SMTPS): the handshake comes before the banner."""
+    offer_starttls: bool = True
+    """Advertise STARTTLS in EHLO when ``tls_context`` is set."""
+    tls_fault: str | None = None
+    """Where the TLS handshake should be: ``"hang"`` (read, never answer) or ``"reset"``."""
+    auth_mechanisms: list[str] = field(default_factory=list)
+    """Offered in EHLO as ``AUTH ...`` and really checked against ``users``."""
+    users: dict[str, str] = field(default_factory=dict)
+    """User name -> password (or XOAUTH2 bearer token)."""
+    echo_credentials: bool = False
+    """Fault: put what the client sent (base64 and decoded) into the AUTH reply text."""
 
     def reply_for(self, verb: str) -> Reply:
         """What to answer to ``verb``: the script's choice, else a sane default."""
@@ -228,6 +248,20 @@ def _address(argument: str, keyword: str) -> str:
     return rest.partition(" ")[0]
 
 
+def _lenient_b64(text: str) -> str:
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4)).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def server_tls_context(cert_chain_pem: str, key_pem: str | None = None) -> ssl.SSLContext:
+    """A server-side context from PEM files (certificate chain, key: may be one file)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_chain_pem, key_pem)
+    return context
+
+
 def _reply_class(reply: Reply) -> bytes:
     """First digit of a reply, which decides what the server does next."""
     return render(reply)[:1]
@@ -263,7 +297,10 @@ class _Session:
             "RCPT": self._do_rcpt,
             "DATA": self._do_data,
             "QUIT": self._do_quit,
+            "STARTTLS": self._do_starttls,
+            "AUTH": self._do_auth,
         }
+        self.tls = False
 
     @property
     def script(self) -> Script:
@@ -273,6 +310,8 @@ class _Session:
         if self.script.closes_at("BANNER"):
             return
         if self.script.expect_proxy and not await self._read_proxy_header():
+            return
+        if self.script.implicit_tls and not await self._start_tls():
             return
         if self.script.silent:
             while await self._read_command() is not None:
@@ -327,7 +366,125 @@ class _Session:
 
     async def _do_reset(self, verb: str, argument: str) -> bool:
         self.mail_from, self.rcpt_tos = "", []
+        replies = {key.upper() for key in self.script.replies}
+        if verb in ("EHLO", "LHLO") and verb not in replies:
+            return await self._send(verb, ["250", HOSTNAME, *self._capabilities()])
         return await self._do_reply(verb, argument)
+
+    def _capabilities(self) -> list[str]:
+        extra = []
+        script = self.script
+        if script.tls_context is not None and script.offer_starttls and not self.tls:
+            extra.append("STARTTLS")
+        if script.auth_mechanisms:
+            extra.append("AUTH " + " ".join(script.auth_mechanisms))
+        return [*script.capabilities, *extra]
+
+    async def _do_starttls(self, verb: str, argument: str) -> bool:
+        scripted = {key.upper(): value for key, value in self.script.replies.items()}
+        if self.script.tls_context is None or self.tls or verb in scripted:
+            return await self._do_reply(verb, argument)
+        if not await self._send(verb, "220 2.0.0 Ready to start TLS"):
+            return False
+        self.mail_from, self.rcpt_tos = "", []
+        return await self._start_tls()
+
+    async def _start_tls(self) -> bool:
+        """Handshake as the script says; False ends the session (also on a failed one)."""
+        fault = self.script.tls_fault
+        if fault == "reset":
+            self.writer.transport.abort()
+            return False
+        if fault == "hang":  # swallow the ClientHello and whatever follows, answer nothing
+            while await self.reader.read(4096):
+                pass
+            return False
+        assert self.script.tls_context is not None
+        try:
+            await self.writer.start_tls(self.script.tls_context)
+        except (ssl.SSLError, ConnectionError, OSError, asyncio.IncompleteReadError):
+            return False  # the client refused our certificate: its business, not a server bug
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        self.server.tls_versions.append(ssl_object.version() if ssl_object else None)
+        self.tls = True
+        return True
+
+    async def _do_auth(self, verb: str, argument: str) -> bool:
+        """PLAIN, LOGIN, CRAM-MD5 and XOAUTH2, checked against ``Script.users``."""
+        scripted = {key.upper(): value for key, value in self.script.replies.items()}
+        if verb in scripted or not self.script.auth_mechanisms:
+            return await self._do_reply(verb, argument)
+        mechanism, _, initial = argument.strip().partition(" ")
+        mechanism = mechanism.upper()
+        if mechanism not in [m.upper() for m in self.script.auth_mechanisms]:
+            return await self._send(verb, "504 5.5.4 Unrecognized authentication type")
+        seen: list[str] = []
+
+        async def answer(challenge: bytes) -> bytes | None:
+            """Send a 334 challenge and decode the answer; None: cancelled or garbage."""
+            await self._send(verb, "334 " + base64.b64encode(challenge).decode())
+            line = await self._read_command()
+            if line is None or line == "*":
+                return None
+            seen.append(line)
+            try:
+                return base64.b64decode(line, validate=True)
+            except (binascii.Error, ValueError):
+                return None
+
+        def decode(text: str) -> bytes | None:
+            seen.append(text)
+            if text == "=":
+                return b""
+            try:
+                return base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                return None
+
+        users = self.script.users
+        ok = False
+        if mechanism == "PLAIN":
+            data = decode(initial) if initial else await answer(b"")
+            if data is not None and data.count(b"\0") == 2:
+                _, user, password = data.decode("utf-8", "replace").split("\0")
+                ok = users.get(user) == password and user in users
+        elif mechanism == "LOGIN":
+            user_bytes = decode(initial) if initial else await answer(b"Username:")
+            password_bytes = await answer(b"Password:") if user_bytes is not None else None
+            if user_bytes is not None and password_bytes is not None:
+                user = user_bytes.decode("utf-8", "replace")
+                ok = user in users and users[user] == password_bytes.decode("utf-8", "replace")
+        elif mechanism == "CRAM-MD5":
+            challenge = f"<{secrets.token_hex(8)}@{HOSTNAME}>".encode()
+            data = await answer(challenge)
+            if data is not None and b" " in data:
+                user, _, digest = data.decode("utf-8", "replace").rpartition(" ")
+                if user in users:
+                    wanted = hmac.new(users[user].encode(), challenge, "md5").hexdigest()
+                    ok = hmac.compare_digest(wanted, digest)
+        elif mechanism == "XOAUTH2":
+            data = decode(initial) if initial else await answer(b"")
+            fields = dict(
+                part.partition("=")[::2]
+                for part in (data or b"").decode("utf-8", "replace").split("\x01")
+                if part
+            )
+            user, token = fields.get("user", ""), fields.get("auth", "")
+            ok = user in users and token == f"Bearer {users[user]}"
+            if not ok:  # Google's way: the error as JSON in a 334, then 535 after an empty line
+                error = b'{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}'
+                await self._send(verb, "334 " + base64.b64encode(error).decode())
+                line = await self._read_command()
+                if line is None:
+                    return False
+        if ok:
+            return await self._send(verb, "235 2.7.0 Authentication successful")
+        text = "5.7.8 Error: authentication failed"
+        if self.script.echo_credentials and seen:
+            shown = " ".join(seen)
+            decoded = " ".join(_lenient_b64(line).replace("\0", " ") for line in seen)
+            text += f" for {shown} ({decoded})"
+        return await self._send(verb, f"535 {text}")
 
     async def _do_mail(self, verb: str, argument: str) -> bool:
         reply = self.script.reply_for(verb)
@@ -417,6 +574,8 @@ class SMTPTestServer:
         """Every command line the client sent (``"."`` ends DATA), without CRLF."""
         self.messages: list[Message] = []
         self.proxy_headers: list[dict[str, Any]] = []
+        self.tls_versions: list[str | None] = []
+        """The TLS version of every completed server-side handshake."""
         self.connections = 0
         """Counted on accept, which may come just after the client's connect() returns."""
         self.errors: list[BaseException] = []
@@ -540,6 +699,11 @@ def _script_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
         close_at=args.close_at,
         close_after=args.close_after,
         expect_proxy=args.expect_proxy,
+        tls_context=server_tls_context(args.tls_cert) if args.tls_cert else None,
+        implicit_tls=args.implicit_tls,
+        tls_fault=args.tls_fault,
+        auth_mechanisms=[m.upper() for m in args.auth_mechanism],
+        users=dict(pairs(args.user, "--user")),
     )
 
 
@@ -567,6 +731,11 @@ def _parser() -> argparse.ArgumentParser:
     add("--dribble", type=float, metavar="SECONDS", help="send replies one byte per SECONDS")
     add("--expect-proxy", action="store_true", help="require a PROXY protocol header")
     add("--log", metavar="FILE", help="append every received command line to FILE")
+    add("--tls-cert", metavar="PEM", help="certificate chain and key: offer STARTTLS")
+    add("--implicit-tls", action="store_true", help="TLS from connect (needs --tls-cert)")
+    add("--tls-fault", choices=("hang", "reset"), help="break the TLS handshake")
+    add("--auth-mechanism", action="append", default=[], metavar="MECH", help="offer AUTH MECH")
+    add("--user", action="append", default=[], metavar="USER=PASSWORD", help="AUTH credentials")
     return parser
 
 

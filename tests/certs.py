@@ -1,0 +1,74 @@
+"""Test certificates, made on the fly with trustme: never written into the repository.
+
+One private CA signs everything the plugin should trust; a second one stands for
+"a CA you never heard of" (what a self-signed gateway looks like to a client).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from pathlib import Path
+
+import trustme
+
+from tests.smtpd import HOSTNAME
+
+NAMES = (HOSTNAME, "localhost", "127.0.0.1", "::1")
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+class TestCertificates:
+    """A trusted CA (its PEM file is ``ca_file``) and server contexts of every kind."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, directory: Path) -> None:
+        self.ca = trustme.CA()
+        self.stranger = trustme.CA()
+        self.ca_file = directory / "ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+
+    def context(
+        self,
+        *names: str,
+        days_left: float = 90,
+        valid_from_days: float | None = None,
+        ca: trustme.CA | None = None,
+        maximum_version: ssl.TLSVersion | None = None,
+    ) -> ssl.SSLContext:
+        """A server context with a fresh certificate for ``names`` (default: NAMES).
+
+        ``days_left`` below 0 makes an expired certificate, ``valid_from_days`` above 0
+        one that is not valid yet.
+        """
+        now = _now()
+        if valid_from_days is None:
+            valid_from_days = min(-1, days_left - 30)
+        cert = (ca or self.ca).issue_cert(
+            *(names or NAMES),
+            not_before=now + datetime.timedelta(days=valid_from_days),
+            not_after=now + datetime.timedelta(days=days_left),
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(context)
+        if maximum_version is not None:
+            context.maximum_version = maximum_version
+        return context
+
+    def write_pair(self, directory: Path, *names: str, days_left: float = 90) -> tuple[Path, Path]:
+        """Certificate chain and key as files, for servers that read files (Postfix)."""
+        now = _now()
+        cert = self.ca.issue_cert(
+            *(names or NAMES),
+            not_before=now - datetime.timedelta(days=1),
+            not_after=now + datetime.timedelta(days=days_left),
+        )
+        chain, key = directory / "cert.pem", directory / "key.pem"
+        chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        cert.private_key_pem.write_to_path(str(key))
+        key.chmod(0o600)
+        return chain, key
