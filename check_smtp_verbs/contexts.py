@@ -137,7 +137,8 @@ class CertificateContext(nagiosplugin.Context):
 
         return nagiosplugin.Performance(
             metric.name,
-            f"{metric.value.days:.2f}",
+            # cut (not rounded) like the "expires in N days" text, so the two never disagree
+            f"{math.trunc(metric.value.days * 100) / 100:.2f}",
             "",
             low(self.warning_days),
             low(self.critical_days),

@@ -36,6 +36,8 @@ def reply_problem(result: StepResult) -> str:
         return clean(result.error)
     subject = "the banner was" if result.step.verb == "banner" else f"{result.step.label} answered"
     text = f"{subject} {result.code} (expected {result.step.expect})"
+    if result.step.verb == "auth" and result.code == 535:  # RFC 4954: credentials invalid
+        text = f"authentication failed: {text}"
     return clean(f"{text}: {result.text}" if result.text else text)
 
 

@@ -9,6 +9,7 @@ is stored.  So no later printing path can leak one, whatever it forgets.
 from __future__ import annotations
 
 import base64
+import re
 from typing import NamedTuple
 
 REDACTED = "<redacted>"
@@ -23,23 +24,38 @@ class Transcript:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self._secrets: list[str] = []
+        self._encoded: list[re.Pattern[str]] = []
 
     def add_secret(self, secret: str) -> None:
-        """Remember a secret so that no recorded line can ever contain it."""
+        """Remember a secret so that no recorded line can ever contain it.
+
+        Base64 forms are matched inside longer base64 text too (an AUTH PLAIN blob
+        carries the password at one of three byte alignments), and then the whole
+        base64 word is replaced: cutting out only the aligned middle would leave a
+        few characters of the secret readable at each edge.
+        """
         if not secret:
             return
         raw = secret.encode("utf-8", "surrogateescape")
-        forms = {secret, base64.b64encode(raw).decode("ascii")}
+        forms = {base64.b64encode(raw).decode("ascii").rstrip("=")}
         # base64 of the secret embedded at any of the three byte alignments
         for pad in (b"\0", b"\0\0"):
             encoded = base64.b64encode(pad + raw).decode("ascii")
-            forms.add(encoded[4:-4] if len(encoded) > 8 else encoded)
-        self._secrets.extend(sorted((f for f in forms if len(f) >= 3), key=len, reverse=True))
+            forms.add(encoded[4:-4] if len(encoded) > 8 else encoded.rstrip("="))
+        self._secrets.append(secret)
+        self._secrets.sort(key=len, reverse=True)
+        self._encoded.extend(
+            re.compile(f"[A-Za-z0-9+/]*{re.escape(form)}[A-Za-z0-9+/]*=*")
+            for form in forms
+            if len(form) >= 3
+        )
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        for pattern in self._encoded:
+            text = pattern.sub(REDACTED, text)
         return text
 
     def client(self, text: str) -> None:

@@ -7,6 +7,7 @@ One private CA signs everything the plugin should trust; a second one stands for
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import ssl
 from pathlib import Path
 
@@ -72,3 +73,62 @@ class TestCertificates:
         cert.private_key_pem.write_to_path(str(key))
         key.chmod(0o600)
         return chain, key
+
+    def context_with_expired_intermediate(self, directory: Path) -> ssl.SSLContext:
+        """Leaf valid, its intermediate CA expired yesterday, root trusted: the chain
+        that broke clients when an intermediate ran out although every leaf was fine.
+
+        trustme cannot date a child CA, so this chain is built with cryptography.
+        """
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        now = _now()
+        day = datetime.timedelta(days=1)
+        root_key = serialization.load_pem_private_key(self.ca.private_key_pem.bytes(), None)
+        root = x509.load_pem_x509_certificate(self.ca.cert_pem.bytes())
+
+        def build(subject, issuer, key, signer, start, end, ca):
+            builder = (
+                x509.CertificateBuilder()
+                .subject_name(subject)
+                .issuer_name(issuer)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(start)
+                .not_valid_after(end)
+                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            )
+            if not ca:
+                builder = builder.add_extension(
+                    x509.SubjectAlternativeName(
+                        [x509.DNSName(HOSTNAME), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    ),
+                    critical=False,
+                )
+            return builder.sign(signer, hashes.SHA256())
+
+        middle_key = ec.generate_private_key(ec.SECP256R1())
+        middle_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Expired Intermediate")])
+        middle = build(
+            middle_name, root.subject, middle_key, root_key, now - 60 * day, now - day, True
+        )
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTNAME)])
+        leaf = build(
+            leaf_name, middle_name, leaf_key, middle_key, now - 30 * day, now + 60 * day, False
+        )
+        chain = directory / "expired-intermediate.pem"
+        key = directory / "expired-intermediate.key"
+        pem = serialization.Encoding.PEM
+        chain.write_bytes(leaf.public_bytes(pem) + middle.public_bytes(pem))
+        key.write_bytes(
+            leaf_key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain, key)
+        return context

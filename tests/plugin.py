@@ -49,8 +49,10 @@ def run_plugin(
     timeout: float = 30,
     prefix: tuple[str, ...] = (),
     python: str = sys.executable,
+    env: dict[str, str] | None = None,
 ) -> Run:
-    """Run ``python -m command args`` from the repository root, as a fresh process."""
+    """Run ``python -m command args`` from the repository root, as a fresh process;
+    ``env`` adds environment variables."""
     started = time.monotonic()
     done = subprocess.run(
         [*prefix, python, "-m", command, *args],
@@ -58,7 +60,7 @@ def run_plugin(
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
         stdin=subprocess.DEVNULL,
     )
     return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
