@@ -419,12 +419,15 @@ class _Session:
         if mechanism not in [m.upper() for m in self.script.auth_mechanisms]:
             return await self._send(verb, "504 5.5.4 Unrecognized authentication type")
         seen: list[str] = []
+        cancelled = False
 
         async def answer(challenge: bytes) -> bytes | None:
             """Send a 334 challenge and decode the answer; None: cancelled or garbage."""
             await self._send(verb, "334 " + base64.b64encode(challenge).decode())
+            nonlocal cancelled
             line = await self._read_command()
             if line is None or line == "*":
+                cancelled = line == "*"
                 return None
             seen.append(line)
             try:
@@ -479,6 +482,8 @@ class _Session:
                     return False
         if ok:
             return await self._send(verb, "235 2.7.0 Authentication successful")
+        if cancelled:  # RFC 4954 4: the client said "*"
+            return await self._send(verb, "501 5.7.0 Authentication cancelled")
         text = "5.7.8 Error: authentication failed"
         if self.script.echo_credentials and seen:
             shown = " ".join(seen)

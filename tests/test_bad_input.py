@@ -75,3 +75,65 @@ def test_help_exits_zero_and_documents_every_option():
 def test_version():
     run = run_plugin("--version")
     assert run.returncode == 0 and run.stdout.startswith("check_smtp_verbs ")
+
+
+BAD_TLS_AUTH = [
+    (["-S", "--tls"], "use either -S/--starttls or --tls, not both"),
+    (["--starttls=sometimes"], "argument -S/--starttls: invalid choice: 'sometimes'"),
+    (["-D", "30"], "--certificate-days needs -S/--starttls or --tls"),
+    (["--sni", "mx.example.net"], "--sni needs -S/--starttls or --tls"),
+    (["--insecure"], "--insecure needs -S/--starttls or --tls"),
+    (["-S", "-D", "thirty"], "--certificate-days wants WARN[,CRIT] in days, not 'thirty'"),
+    (["-S", "-D", "14,30"], "--certificate-days: CRIT (30) must not exceed WARN (14)"),
+    (["-S", "--certificate-days=-1"], "--certificate-days: days must be 0 or more"),
+    (["-S", "--tls-min-version", "1.1"], "argument --tls-min-version: invalid choice: '1.1'"),
+    (["-S", "--sni", "evil\r\nQUIT"], "--sni: "),
+    (["-S", "--ca-file", "/nonexistent/ca.pem"], "--ca-file: cannot read /nonexistent/ca.pem: "),
+    (["-S", "--ca-file", "/etc/hostname"], "--ca-file: /etc/hostname holds no PEM certificate"),
+    (["-S", "--insecure", "--ca-file", "/etc/hostname"], "--ca-file has no effect with --insecure"),
+    (["-S", "-A", "NTLM", "-U", "a", "-P", "pw-123"], "--auth-mech: unknown mechanism 'NTLM'"),
+    (["-S", "-A", "PLAIN", "-P", "pw-123"], "AUTH PLAIN needs -U/--auth-user"),
+    (["-S", "-A", "PLAIN", "-U", "a"], "AUTH PLAIN needs a secret: --auth-password-file"),
+    (["-S", "-U", "a", "-P", "pw-123"], "-U and the AUTH secret need -A/--auth-mech"),
+    (["-S", "-A", "PLAIN", "-U", "a\r\nRSET", "-P", "pw-123"], "-U/--auth-user contains a control"),
+    (
+        ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/nonexistent/secret"],
+        "--auth-password-file: cannot read /nonexistent/secret: No such file or directory",
+    ),
+    (
+        ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/"],
+        "--auth-password-file: cannot read /: Is a directory",
+    ),
+    (
+        ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/dev/null"],
+        "the AUTH secret from --auth-password-file /dev/null is empty",
+    ),
+    (
+        ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-env", "NO_SUCH_VARIABLE_HERE"],
+        "--auth-password-env: the environment variable NO_SUCH_VARIABLE_HERE is not set",
+    ),
+    (
+        ["-S", "-A", "PLAIN", "-U", "a", "-P", "pw-123", "--auth-password-env", "HOME"],
+        "give the AUTH secret one way only, not --auth-password-env and -P/--auth-password",
+    ),
+    (
+        ["-A", "PLAIN", "-U", "a", "-P", "pw-123"],
+        "AUTH without TLS would send the secret in plaintext",
+    ),
+    (["-S", "-A", "PLAIN", "-U", "a", "-P", "pw-123", "--helo-only"], "AUTH needs EHLO"),
+]
+
+
+@pytest.mark.parametrize(
+    "args, message", BAD_TLS_AUTH, ids=[" ".join(a)[:40] for a, _ in BAD_TLS_AUTH]
+)
+def test_bad_tls_and_auth_input_is_unknown_with_one_line_and_nothing_sent(
+    smtp_server, args, message
+):
+    server = smtp_server()
+    run = run_plugin(*server_args(server, *args))
+    assert run.returncode == 3, run.stdout
+    assert len(run.lines) == 1
+    assert message in run.status, run.status
+    assert "Traceback" not in run.stdout + run.stderr
+    assert server.connections == 0
