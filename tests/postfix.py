@@ -232,6 +232,23 @@ class PrivatePostfix:
         )
         _backdate(self.config_dir)
 
+    def enable_starttls(self, cert_file: Path, key_file: Path) -> None:
+        """Offer STARTTLS with this certificate (opportunistic, as on port 25) and reload."""
+        self.postconf(
+            smtpd_tls_cert_file=str(cert_file),
+            smtpd_tls_key_file=str(key_file),
+            smtpd_tls_security_level="may",
+            smtpd_tls_loglevel="1",
+        )
+        self.reload()
+
+    def disable_starttls(self) -> None:
+        """Back to the plaintext-only default, for the tests that follow."""
+        self.postconf(
+            smtpd_tls_security_level="none", smtpd_tls_cert_file="", smtpd_tls_key_file=""
+        )
+        self.reload()
+
     def setting(self, name: str) -> str:
         """A main.cf setting as Postfix sees it (defaults included)."""
         return subprocess.run(
