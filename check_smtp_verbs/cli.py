@@ -382,6 +382,8 @@ def tls_and_auth_settings(args: argparse.Namespace, host: str) -> dict[str, obje
     ):
         if given is not None and not uses_tls:
             raise UsageError(f"{option} needs -S/--starttls or --tls")
+    if args.starttls is not None and args.helo_only:
+        raise UsageError("STARTTLS needs EHLO: drop --helo-only")
     if args.insecure and args.ca_file is not None:
         raise UsageError("--ca-file has no effect with --insecure")
     sni = None

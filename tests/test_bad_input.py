@@ -79,6 +79,7 @@ def test_version():
 
 BAD_TLS_AUTH = [
     (["-S", "--tls"], "use either -S/--starttls or --tls, not both"),
+    (["-S", "--helo-only"], "STARTTLS needs EHLO: drop --helo-only"),
     (["--starttls=sometimes"], "argument -S/--starttls: invalid choice: 'sometimes'"),
     (["-D", "30"], "--certificate-days needs -S/--starttls or --tls"),
     (["--sni", "mx.example.net"], "--sni needs -S/--starttls or --tls"),
@@ -120,7 +121,10 @@ BAD_TLS_AUTH = [
         ["-A", "PLAIN", "-U", "a", "-P", "pw-123"],
         "AUTH without TLS would send the secret in plaintext",
     ),
-    (["-S", "-A", "PLAIN", "-U", "a", "-P", "pw-123", "--helo-only"], "AUTH needs EHLO"),
+    (
+        ["-A", "PLAIN", "-U", "a", "-P", "pw-123", "--allow-plaintext-auth", "--helo-only"],
+        "AUTH needs EHLO",
+    ),
 ]
 
 

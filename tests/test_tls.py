@@ -2,10 +2,12 @@
 
 import re
 import ssl
+import subprocess
+import sys
 
 import pytest
 
-from tests.plugin import run_plugin, server_args
+from tests.plugin import ROOT, run_plugin, server_args
 
 FULL = ("-f", "probe@example.net", "--rcpt", "postmaster@example.net")
 
@@ -280,3 +282,18 @@ def test_expired_intermediate_certificate_is_critical_and_named(smtp_server, cer
     ), run.status
     assert run.perfdata["cert_days"].startswith("-1.00")
     assert "chain certificate CN=Expired Intermediate ends first: " in run.stdout
+
+
+def test_a_plaintext_check_loads_no_tls_or_auth_code(smtp_server):
+    server = smtp_server()
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "check_smtp_verbs", *server_args(server)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "check_smtp_verbs.probe" in imported  # the measurement works
+    assert not imported & {"check_smtp_verbs.tls", "check_smtp_verbs.auth", "cryptography"}
