@@ -639,7 +639,17 @@ class SMTPTestServer:
         self._sessions[asyncio.get_running_loop().create_task(self._handle(conn))] = conn
 
     async def _handle(self, conn: socket.socket) -> None:
-        reader, writer = await asyncio.open_connection(sock=conn, limit=MAX_LINE)
+        # Server-side streams (what start_server builds), not open_connection's: only a
+        # protocol with a client_connected_cb makes StreamWriter.start_tls() take the
+        # server side of a STARTTLS handshake.
+        loop = asyncio.get_running_loop()
+        connected: asyncio.Future[asyncio.StreamWriter] = loop.create_future()
+        reader = asyncio.StreamReader(limit=MAX_LINE, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(
+            reader, lambda _reader, writer: connected.set_result(writer), loop=loop
+        )
+        await loop.connect_accepted_socket(lambda: protocol, sock=conn)
+        writer = await connected
         try:
             await _Session(self, reader, writer).run()
         except ConnectionError:
