@@ -152,9 +152,17 @@ def handshake(conversation: Conversation) -> tuple[str, ...]:
     wire.helo_resp = wire.ehlo_resp = None
     wire.esmtp_features = {}
     wire.does_esmtp = False
-    facts = _facts(sock, not settings.insecure, server_name)
-    conversation.tls = facts
     usable = not implicit  # before the banner, a QUIT would only read the banner
+    try:
+        facts = _facts(sock, not settings.insecure, server_name)
+    except ImportError:
+        raise TlsFailed(
+            "cannot read the certificate: the Python package cryptography is not installed",
+            usable,
+        ) from None
+    except ValueError as exc:
+        raise TlsFailed(f"cannot read the server certificate: {exc}", usable) from None
+    conversation.tls = facts
     if settings.tls_min_version is not None and _VERSIONS.get(facts.version, 0) < float(
         settings.tls_min_version
     ):

@@ -54,3 +54,15 @@ def test_debian_nagiosplugin_bad_input_is_one_line(debian_python):
     assert (
         run.stdout == "SMTP_VERBS UNKNOWN - --port must be a number from 1 to 65535, not '70000'\n"
     )
+
+
+def test_debian_python_starttls_with_debian_cryptography(smtp_server, certs, debian_python):
+    """python3-cryptography (38 in bookworm) predates the *_utc date accessors."""
+    server = smtp_server(tls_context=certs.context(days_left=20))
+    run = run_plugin(
+        *server_args(server, "-S", "--ca-file", str(certs.ca_file), "-D", "30", "-v"),
+        python=debian_python,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.status.startswith("SMTP_VERBS WARNING - certificate expires in 19 days on ")
+    assert "certificate names: DNS:smtpd.test" in run.stdout
