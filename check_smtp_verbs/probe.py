@@ -258,10 +258,11 @@ class Conversation:
         except StepSkipped as exc:
             self.usable = True
             return StepResult(step, lines=(self.transcript.scrub(str(exc)),), expected=True)
-        except StepFailed as exc:
-            error = str(exc)
+        except StepFailed as exc:  # refused before sending (STARTTLS or AUTH not offered)
             self.usable = exc.usable
-            self.transcript.note(error)
+            self.transcript.note(str(exc))
+            seconds = None if wire.sent_at is None else clock() - wire.sent_at
+            return StepResult(step, seconds=seconds, error=self.transcript.scrub(str(exc)))
         except InvalidReply as exc:
             error = f"invalid reply to {step.label}: {exc}"
         except smtplib.SMTPServerDisconnected:

@@ -45,6 +45,7 @@ def test_starttls_not_offered_is_critical_and_quits_politely(smtp_server):
     run = run_plugin(*server_args(server, "-S", *FULL))
     assert run.returncode == 2
     assert run.status == "SMTP_VERBS CRITICAL - STARTTLS not offered"
+    assert "starttls" not in run.perfdata  # nothing was sent: nothing to time
     assert [c.split()[0].upper() for c in server.received] == ["EHLO", "QUIT"]
 
 
