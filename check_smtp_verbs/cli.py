@@ -247,7 +247,8 @@ def _add_tls_options(p: argparse.ArgumentParser) -> None:
         "--certificate",
         dest="certificate_days",
         metavar="WARN[,CRIT]",
-        help="minimum days until the certificate expires (perfdata cert_days)",
+        help="days until the certificate expires below which to warn[, to go critical] "
+        "(perfdata cert_days); alone, implies -S as in check_smtp",
     )
     g("--tls-min-version", choices=TLS_VERSIONS, help="a lower negotiated TLS version is CRITICAL")
 
@@ -372,12 +373,13 @@ def tls_and_auth_settings(args: argparse.Namespace, host: str) -> dict[str, obje
     """The TLS and AUTH part of Settings, validated: nothing half-configured gets through."""
     if args.starttls is not None and args.tls:
         raise UsageError("use either -S/--starttls or --tls, not both")
+    if args.certificate_days is not None and args.starttls is None and not args.tls:
+        args.starttls = "required"  # check_smtp's -D alone checks the STARTTLS certificate
     uses_tls = args.starttls is not None or args.tls
     for option, given in (
         ("--sni", args.sni),
         ("--ca-file", args.ca_file),
         ("--insecure", args.insecure or None),
-        ("--certificate-days", args.certificate_days),
         ("--tls-min-version", args.tls_min_version),
     ):
         if given is not None and not uses_tls:

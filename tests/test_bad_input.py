@@ -81,7 +81,6 @@ BAD_TLS_AUTH = [
     (["-S", "--tls"], "use either -S/--starttls or --tls, not both"),
     (["-S", "--helo-only"], "STARTTLS needs EHLO: drop --helo-only"),
     (["--starttls=sometimes"], "argument -S/--starttls: invalid choice: 'sometimes'"),
-    (["-D", "30"], "--certificate-days needs -S/--starttls or --tls"),
     (["--sni", "mx.example.net"], "--sni needs -S/--starttls or --tls"),
     (["--insecure"], "--insecure needs -S/--starttls or --tls"),
     (["-S", "-D", "thirty"], "--certificate-days wants WARN[,CRIT] in days, not 'thirty'"),

@@ -298,3 +298,11 @@ def test_a_plaintext_check_loads_no_tls_or_auth_code(smtp_server):
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     assert "check_smtp_verbs.probe" in imported  # the measurement works
     assert not imported & {"check_smtp_verbs.tls", "check_smtp_verbs.auth", "cryptography"}
+
+
+def test_certificate_days_alone_implies_starttls_like_check_smtp(smtp_server, certs):
+    server = smtp_server(tls_context=certs.context(days_left=20))
+    run = run_plugin(*tls_args(server, certs, "-D", "30,14"))
+    assert run.returncode == 1, run.stdout
+    assert "STARTTLS" in [c.upper() for c in server.received]
+    assert run.status.startswith("SMTP_VERBS WARNING - certificate expires in 19 days on ")
