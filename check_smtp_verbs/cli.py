@@ -289,20 +289,32 @@ def _add_auth_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-_SECRET_OPTIONS = ("-P", "--auth-password", "--authpass")
+_SECRET_OPTIONS = ("--auth-password", "--authpass")
+MAX_SECRET = 16384  # far above any password or OAuth token; stops /dev/zero and friends
+
+
+def _is_secret_option(arg: str) -> bool:
+    """-P, --auth-password, --authpass, or an abbreviation argparse would accept."""
+    name = arg.split("=", 1)[0]
+    return arg.startswith("-P") or (
+        name.startswith("--auth")
+        and len(name) > 6
+        and any(o.startswith(name) for o in _SECRET_OPTIONS)
+    )
 
 
 def scrub_argv(message: str, argv: list[str]) -> str:
     """Take any -P value out of an error message (argparse echoes unknown arguments)."""
     secrets = []
     for index, arg in enumerate(argv):
-        if arg in _SECRET_OPTIONS and index + 1 < len(argv):
+        if not _is_secret_option(arg):
+            continue
+        if arg.startswith("-P") and len(arg) > 2:
+            secrets.append(arg[2:].removeprefix("="))
+        elif "=" in arg:
+            secrets.append(arg.split("=", 1)[1])
+        elif index + 1 < len(argv):
             secrets.append(argv[index + 1])
-        for option in _SECRET_OPTIONS:
-            if arg.startswith(option + "=") or (
-                option == "-P" and len(arg) > 2 and arg[:2] == "-P"
-            ):
-                secrets.append(arg.split("=", 1)[1] if "=" in arg else arg[2:])
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         message = message.replace(secret, "<redacted>")
     return message
@@ -342,7 +354,7 @@ def _read_secret(args: argparse.Namespace) -> Secret | None:
         path = args.auth_password_file
         try:
             with open(path, encoding="utf-8") as file:
-                secret = file.readline()
+                secret = file.readline(MAX_SECRET + 2)
         except OSError as exc:
             raise UsageError(
                 f"--auth-password-file: cannot read {path}: {exc.strerror or exc}"
@@ -364,6 +376,12 @@ def _read_secret(args: argparse.Namespace) -> Secret | None:
         where = "-P"
     if not secret:
         raise UsageError(f"the AUTH secret from {where} is empty")
+    if len(secret) > MAX_SECRET:
+        raise UsageError(f"the AUTH secret from {where} is longer than {MAX_SECRET} characters")
+    try:
+        secret.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in argv or the environment
+        raise UsageError(f"the AUTH secret from {where} is not valid UTF-8") from None
     if "\0" in secret:
         raise UsageError(f"the AUTH secret from {where} contains a NUL byte")
     return Secret(secret)

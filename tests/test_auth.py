@@ -243,8 +243,13 @@ def test_no_secret_reaches_any_output_at_any_verbosity(
         assert "<redacted>" in run.status
 
 
-def test_a_password_in_an_argument_error_is_not_echoed(smtp_server):
-    run = run_plugin(*server_args(smtp_server()), "-P", SECRET, SECRET)
+@pytest.mark.parametrize(
+    "given",
+    [("-P", SECRET), (f"-P{SECRET}",), (f"--authpass={SECRET}",), ("--authpa", SECRET)],
+    ids=["-P", "-Pattached", "--authpass=", "abbreviated"],
+)
+def test_a_password_in_an_argument_error_is_not_echoed(smtp_server, given):
+    run = run_plugin(*server_args(smtp_server()), *given, SECRET)
     assert run.returncode == 3
     assert SECRET not in run.stdout + run.stderr
     assert "unrecognized arguments: <redacted>" in run.status

@@ -109,6 +109,10 @@ BAD_TLS_AUTH = [
         "the AUTH secret from --auth-password-file /dev/null is empty",
     ),
     (
+        ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/dev/zero"],
+        "the AUTH secret from --auth-password-file /dev/zero is longer than 16384 characters",
+    ),
+    (
         ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-env", "NO_SUCH_VARIABLE_HERE"],
         "--auth-password-env: the environment variable NO_SUCH_VARIABLE_HERE is not set",
     ),

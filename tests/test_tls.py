@@ -306,3 +306,11 @@ def test_certificate_days_alone_implies_starttls_like_check_smtp(smtp_server, ce
     assert run.returncode == 1, run.stdout
     assert "STARTTLS" in [c.upper() for c in server.received]
     assert run.status.startswith("SMTP_VERBS WARNING - certificate expires in 19 days on ")
+
+
+def test_starttls_over_ipv6_verifies_the_address(smtp_server, certs):
+    server = smtp_server(host="::1", tls_context=certs.context())
+    run = run_plugin(*tls_args(server, certs, "-S", "-6", "-v"))
+    assert run.returncode == 0, run.stdout
+    assert run.status.startswith(f"SMTP_VERBS OK - [::1]:{server.port} banner 220")
+    assert "chain and name verified for ::1" in run.stdout
