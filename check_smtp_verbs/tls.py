@@ -1,8 +1,10 @@
 """TLS for the walk: the client context, the bounded handshake and the certificate facts.
 
 Imported only when a check uses STARTTLS or implicit TLS, so a plaintext check pays
-neither for building an SSL context and loading the CA store nor for the certificate
-parser.  (The ssl module itself is already loaded by smtplib.)
+neither for building an SSL context and loading the CA store nor for this module.
+(The ssl module itself is already loaded by smtplib.)  Certificates are read from the
+dicts OpenSSL decodes anyway; only --insecure, where Python hands out nothing but the
+DER bytes, loads a parser (see parse_certificate).
 
 Verification is OpenSSL's, in the handshake: chain against the system store or
 ``--ca-file``, and the host name (``-H`` or ``--sni``).  One part is taken out of
@@ -18,6 +20,7 @@ the verified chain (Python < 3.10), OpenSSL keeps checking the dates itself.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import re
 import socket
 import ssl
@@ -35,19 +38,28 @@ _NO_CHECK_TIME = 0x200000
 _VERSIONS = {"SSLv3": 0.3, "TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 
 
-def _chain_getter(sock: ssl.SSLSocket) -> Any:
-    """The verified chain, as a list of DER certificates, or None if unavailable.
+def _verified_chain(sock: ssl.SSLSocket) -> list[Certificate] | None:
+    """The verified chain, leaf first, or None if the interpreter does not give it out.
 
-    Public since Python 3.13; 3.10-3.12 have the same method on the private SSL
-    object only.  Both are looked up by name so that a missing one means "let
-    OpenSSL check the dates" rather than an AttributeError.
+    The C-level SSL object has handed out the verified chain since Python 3.10 (3.13
+    made it public on SSLSocket, as DER bytes); its certificate objects carry the same
+    decoded dict as getpeercert(), so no parser has to be loaded.  Looked up by name so
+    that a missing method means "let OpenSSL check the dates", never an AttributeError.
     """
+    getter = getattr(getattr(sock, "_sslobj", None), "get_verified_chain", None)
+    if getter is not None:
+        chain = []
+        for cert in getter():
+            info = getattr(cert, "get_info", None)
+            chain.append(
+                _from_info(info())
+                if info is not None
+                else parse_certificate(cert.public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
+            )
+        return chain
     public = getattr(sock, "get_verified_chain", None)
     if public is not None:
-        return [bytes(der) for der in public()]
-    private = getattr(getattr(sock, "_sslobj", None), "get_verified_chain", None)
-    if private is not None:
-        return [cert.public_bytes(ssl._ssl.ENCODING_DER) for cert in private()]  # type: ignore[attr-defined]
+        return [parse_certificate(bytes(der)) for der in public()]
     return None
 
 
@@ -180,14 +192,18 @@ def handshake(conversation: Conversation) -> tuple[str, ...]:
 def _facts(sock: ssl.SSLSocket, verified: bool, server_name: str) -> TlsFacts:
     cipher, _, bits = sock.cipher() or ("unknown", None, None)
     version = sock.version() or "unknown"
-    der = sock.getpeercert(binary_form=True)
-    leaf = parse_certificate(der) if der else None
     chain: list[Certificate] = []
-    if verified and CHAIN_AVAILABLE:
-        ders = _chain_getter(sock)
-        if ders is None:  # promised by CHAIN_AVAILABLE: never trust dates nobody checked
-            raise TlsFailed("cannot read the verified certificate chain to check its dates")
-        chain = [parse_certificate(d) for d in ders]
+    if verified:
+        info = sock.getpeercert()
+        leaf = _from_info(info) if info else None
+        if CHAIN_AVAILABLE:
+            found = _verified_chain(sock)
+            if not found:  # promised by CHAIN_AVAILABLE: never trust dates nobody checked
+                raise TlsFailed("cannot read the verified certificate chain to check its dates")
+            chain = found
+    else:  # with CERT_NONE, getpeercert() is empty: only the DER form is there
+        der = sock.getpeercert(binary_form=True)
+        leaf = parse_certificate(der) if der else None
     candidates = chain or ([leaf] if leaf else [])
     expiring = min(candidates, key=lambda c: c.not_after) if candidates else None
     not_yet = [c for c in candidates if c.not_before > now()]
@@ -196,6 +212,59 @@ def _facts(sock: ssl.SSLSocket, verified: bool, server_name: str) -> TlsFacts:
     return TlsFacts(
         version, cipher, bits, verified, server_name, leaf, expiring, len(chain) or int(bool(leaf))
     )
+
+
+# Short names as RFC 4514 writes them, for the attributes certificates use.
+_SHORT_NAMES = {
+    "commonName": "CN",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "stateOrProvinceName": "ST",
+    "localityName": "L",
+    "streetAddress": "STREET",
+    "domainComponent": "DC",
+    "userId": "UID",
+}
+
+
+_SPECIAL = re.compile(r'([,+;=\\"<>])')
+
+
+def _escape(value: str) -> str:
+    return _SPECIAL.sub(lambda m: "\\" + m.group(1), value)
+
+
+def _name(rdns: Any) -> str:
+    """ssl's decoded name (tuple of RDNs) as an RFC 4514 string, most specific first."""
+    return ",".join(
+        "+".join(f"{_SHORT_NAMES.get(key, key)}={_escape(value)}" for key, value in rdn)
+        for rdn in reversed(rdns or ())
+    )
+
+
+def _from_info(info: dict[str, Any]) -> Certificate:
+    """A Certificate from the dict that getpeercert() and the chain objects decode to."""
+    names = []
+    for kind, value in info.get("subjectAltName", ()):
+        if kind == "DNS":
+            names.append(f"DNS:{value}")
+        elif kind == "IP Address":
+            try:
+                names.append(f"IP:{ipaddress.ip_address(value.strip())}")
+            except ValueError:
+                names.append(f"IP:{value.strip()}")
+    return Certificate(
+        _name(info.get("subject")),
+        _name(info.get("issuer")),
+        tuple(names),
+        _when(info["notBefore"]),
+        _when(info["notAfter"]),
+    )
+
+
+def _when(text: str) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ssl.cert_time_to_seconds(text), datetime.timezone.utc)
 
 
 def now() -> datetime.datetime:
@@ -224,12 +293,13 @@ def _date_problem(facts: TlsFacts) -> str:
 
 
 def parse_certificate(der: bytes) -> Certificate:
-    """Read the facts of one DER certificate.
+    """Read the facts of one DER certificate, for --insecure.
 
-    The ``cryptography`` package, imported here and only here: with verification
-    off (--insecure), ``getpeercert()`` returns an empty dict, so the DER form is
-    all there is, and the standard library's own decoder is private.  One parser
-    for verified and unverified certificates keeps both paths equal.
+    With verification off (CERT_NONE) ``getpeercert()`` returns an empty dict: the
+    DER form is all there is, and the standard library's own DER decoder is private.
+    So the ``cryptography`` package parses it, imported here and only here: a
+    verified check (the common case) reads the dicts OpenSSL already decoded and
+    does not pay the ~50 ms its import costs.
     """
     from cryptography import x509
 
