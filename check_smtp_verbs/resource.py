@@ -42,8 +42,9 @@ def certificate_metrics(result: Walk, prefix: str = "") -> list[nagiosplugin.Met
     from check_smtp_verbs.tls import days_left
 
     cert = facts.expiring
+    subject = result.transcript.scrub(cert.subject)  # server-chosen text, like a reply
     value = CertificateDays(
-        days_left(cert), cert.subject, cert.not_before, cert.not_after, cert == facts.leaf
+        days_left(cert), subject, cert.not_before, cert.not_after, cert == facts.leaf
     )
     return [nagiosplugin.Metric(prefix + "cert_days", value, context="cert_days")]
 

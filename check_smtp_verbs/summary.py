@@ -109,7 +109,8 @@ def tls_lines(walk: Walk) -> list[str]:
             f"chain certificate {facts.expiring.subject} ends first: "
             f"{when(facts.expiring.not_after)}"
         )
-    return [clean(line, 600) for line in lines]
+    # scrubbed before cutting, so that no cut can split a secret past the scrubber
+    return [clean(walk.transcript.scrub(line), 600) for line in lines]
 
 
 def step_lines(walk: Walk, results: nagiosplugin.Results) -> list[str]:

@@ -40,6 +40,7 @@ class TestCertificates:
         valid_from_days: float | None = None,
         ca: trustme.CA | None = None,
         maximum_version: ssl.TLSVersion | None = None,
+        organization: str | None = None,
     ) -> ssl.SSLContext:
         """A server context with a fresh certificate for ``names`` (default: NAMES).
 
@@ -53,6 +54,7 @@ class TestCertificates:
             *(names or NAMES),
             not_before=now + datetime.timedelta(days=valid_from_days),
             not_after=now + datetime.timedelta(days=days_left),
+            organization_name=organization,
         )
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert.configure_cert(context)

@@ -261,3 +261,19 @@ def test_secret_not_in_a_traceback_of_settings():
     settings = settings_from(["-H", "127.0.0.1", "-S", "-A", "PLAIN", "-U", "a", "-P", SECRET])
     assert SECRET not in repr(settings) and SECRET not in str(settings)
     assert settings.auth_secret is not None and settings.auth_secret.reveal() == SECRET
+
+
+@pytest.mark.parametrize("mode", [("--ca-file",), ("--insecure",)])
+def test_a_secret_in_the_server_certificate_is_not_shown_either(
+    auth_server, certs, secret_file, mode
+):
+    server = auth_server(tls_context=certs.context(organization=f"Evil {SECRET} Inc"))
+    args = auth_args(server, certs, "PLAIN", secret_file, "-vvv")
+    if mode == ("--insecure",):
+        position = args.index("--ca-file")
+        args[position : position + 2] = ["--insecure"]
+    run = run_plugin(*args)
+    assert run.returncode == 0, run.stdout
+    assert "certificate subject: " in run.stdout
+    assert SECRET not in run.stdout + run.stderr
+    assert "Evil <redacted> Inc" in run.stdout
