@@ -242,6 +242,48 @@ class PrivatePostfix:
         )
         self.reload()
 
+    def enable_auth(self, users: dict[str, str]) -> None:
+        """SMTP AUTH through Cyrus SASL with a private sasldb (PLAIN, LOGIN, CRAM-MD5),
+        offered only after STARTTLS as on a submission port; then reload.
+
+        Users are ``name`` in the realm ``verbs.test``.  Needs saslpasswd2 (sasl2-bin).
+        Debian's Postfix looks for the SASL application file in
+        ``$config_directory/sasl/`` (it ignores cyrus_sasl_config_path), which here is
+        private to the instance.
+        """
+        saslpasswd2 = shutil.which("saslpasswd2", path=SEARCH_PATH)
+        if saslpasswd2 is None:
+            raise FileNotFoundError("saslpasswd2 is not installed (apt-get install sasl2-bin)")
+        sasl_dir = self.config_dir / "sasl"
+        sasl_dir.mkdir(mode=0o755, exist_ok=True)
+        sasldb = sasl_dir / "sasldb2"
+        for user, password in users.items():
+            subprocess.run(
+                [saslpasswd2, "-c", "-p", "-f", str(sasldb), "-u", DOMAIN, user],
+                input=password.encode(),
+                check=True,
+                capture_output=True,
+            )
+        shutil.chown(sasldb, user="postfix")  # smtpd reads it after dropping privileges
+        (sasl_dir / "smtpd.conf").write_text(
+            "pwcheck_method: auxprop\n"
+            "auxprop_plugin: sasldb\n"
+            "mech_list: PLAIN LOGIN CRAM-MD5\n"
+            f"sasldb_path: {sasldb}\n"
+        )
+        self.postconf(
+            smtpd_sasl_auth_enable="yes",
+            smtpd_sasl_type="cyrus",
+            smtpd_sasl_path="smtpd",
+            smtpd_sasl_local_domain=DOMAIN,
+            smtpd_tls_auth_only="yes",
+        )
+        self.reload()
+
+    def disable_auth(self) -> None:
+        self.postconf(smtpd_sasl_auth_enable="no", smtpd_tls_auth_only="no")
+        self.reload()
+
     def disable_starttls(self) -> None:
         """Back to the plaintext-only default, for the tests that follow."""
         self.postconf(
