@@ -154,6 +154,8 @@ def handshake(conversation: Conversation) -> tuple[str, ...]:
         raise DeadlineExceeded from None
     except ssl.SSLCertVerificationError as exc:
         raise TlsFailed(f"certificate verify failed: {_verify_reason(exc, server_name)}") from None
+    except ConnectionResetError:
+        raise TlsFailed("connection reset by the server during the TLS handshake") from None
     except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError, EOFError):
         raise TlsFailed("connection closed by the server during the TLS handshake") from None
     except ssl.SSLError as exc:
