@@ -38,6 +38,11 @@ object Host "mx1" {
   address = "192.0.2.25"
   vars.smtp_verbs_rcpt = [ "postmaster@example.net" ]
 }
+object Host "mail1" {
+  import "generic-host"
+  address = "192.0.2.26"
+  vars.smtp_verbs_submission_user = "monitoring@example.net"
+}
 """
 NAGIOS_SITE = (
     NAGIOS_TIMEPERIOD
@@ -128,6 +133,27 @@ def test_icinga2_validates_the_shipped_definitions_and_example(icinga2: Icinga2)
     assert notification["command"] == "sms-mail-service-notification"
     assert notification["users"] == ["sms-oncall"]
     assert icinga2.object("User", "sms-oncall")["pager"].endswith("@sms.example.net")
+
+
+@pytest.mark.icinga2
+def test_icinga2_example_submission_service_passes_options_the_plugin_accepts(
+    icinga2: Icinga2,
+) -> None:
+    """STARTTLS, certificate days and AUTH from a password file, as Icinga would pass them."""
+    service = icinga2.object("Service", "mail1!submission-verbs")
+    variables = service["vars"]
+    assert variables["smtp_verbs_starttls"] == "required"
+    assert variables["smtp_verbs_authuser"] == "monitoring@example.net"
+    arguments = icinga2.object("CheckCommand", "smtp_verbs")["arguments"]
+    argv = ["-H", "192.0.2.26"]
+    for option, spec in arguments.items():
+        name = spec.get("set_if", spec.get("value", "")).strip("$")
+        if name in variables and name != "smtp_verbs_address":
+            value = variables[name]
+            argv += [option] if "set_if" in spec else [option, str(value)]
+    assert "-P" not in argv
+    with pytest.raises(cli.UsageError, match="--auth-password-file: cannot read"):
+        cli.settings_from(argv)  # every option accepted; only the example's secret file is absent
 
 
 @pytest.mark.icinga2
