@@ -346,3 +346,27 @@ def test_verified_and_insecure_checks_describe_the_certificate_alike(smtp_server
     verified = certificate_lines("--ca-file", str(certs.ca_file))
     assert len(verified) == 4
     assert verified == certificate_lines("--insecure")
+
+
+def test_every_tls_fault_is_one_line_without_traceback_within_the_deadline(smtp_server, certs):
+    faults = [
+        ({"tls_fault": "hang"}, ()),
+        ({"tls_fault": "reset"}, ()),
+        ({"close_after": "STARTTLS"}, ()),
+        ({"replies": {"STARTTLS": "454 4.7.0 TLS not available"}}, ()),
+        ({"context": {"names": ("mx.other.test",)}}, ()),
+        ({"context": {"days_left": -1}}, ()),
+        ({"context": {"ca": certs.stranger}}, ()),
+        ({"offer_starttls": False}, ()),
+        ({}, ("--tls",)),  # implicit TLS against a STARTTLS server
+    ]
+    for fault, extra in faults:
+        fault = dict(fault)
+        context_args = fault.pop("context", {})
+        names = context_args.pop("names", ())
+        server = smtp_server(tls_context=certs.context(*names, **context_args), **fault)
+        run = run_plugin(*tls_args(server, certs, *(extra or ("-S",)), "-t", "1.5"))
+        assert run.returncode == 2, (fault, run.stdout)
+        assert len(run.lines) == 1, (fault, run.stdout)
+        assert "Traceback" not in run.stdout + run.stderr
+        assert run.seconds < 4, (fault, run.seconds)
