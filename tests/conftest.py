@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.certs import TestCertificates
+from tests.dnsd import DNSTestServer, zone_of
 from tests.postfix import PrivatePostfix, find_postfix
 from tests.schedulers import find_program
 from tests.smtpd import Script, SMTPTestServer
@@ -108,3 +109,74 @@ def systemd_analyze() -> str:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> TestCertificates:
     """A private CA (``certs.ca_file`` for --ca-file) and server TLS contexts on demand."""
     return TestCertificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def dns_server() -> Iterator[Callable[..., DNSTestServer]]:
+    """Start loopback DNS servers on demand:
+    ``dns_server({"example.test": {"MX": ["10 mx1.example.test."]}}, servfail=[...])``.
+
+    Tests point --resolver at ``server.address``; nothing asks the system resolver.
+    """
+    servers: list[DNSTestServer] = []
+
+    def start(records: dict[str, dict[str, list[str]]], **faults: Any) -> DNSTestServer:
+        server = DNSTestServer(zone_of(records), **faults)
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+    errors = [error for server in servers for error in server.errors]
+    if errors:
+        pytest.fail(f"the test DNS server itself failed: {errors!r}")
+
+
+MX_DOMAIN = "example.test"
+
+
+@pytest.fixture
+def mx_hosts(
+    smtp_server: Callable[..., SMTPTestServer], dns_server: Callable[..., DNSTestServer]
+) -> Callable[..., tuple[DNSTestServer, list[SMTPTestServer], list[str]]]:
+    """``mx_hosts(script1, script2, ...)`` -> (dns, servers, args for the plugin).
+
+    A mail domain whose MX hosts are test SMTP servers: host n is mx{n}.example.test,
+    preference 10*n, A record 127.0.0.{n+1}, all on one port (given to the plugin with
+    -p), and the loopback DNS server that says so (--resolver).  ``records`` replaces
+    the zone, for tests of what DNS may answer.
+    """
+
+    def start(
+        *scripts: Script | None, records: dict[str, Any] | None = None, **dns_options: Any
+    ) -> tuple[DNSTestServer, list[SMTPTestServer], list[str]]:
+        servers = []
+        for attempt in range(5):
+            try:
+                port = 0
+                servers = []
+                for n, script in enumerate(scripts, start=1):
+                    server = smtp_server(script or Script(), host=f"127.0.0.{n + 1}", port=port)
+                    port = server.port
+                    servers.append(server)
+                break
+            except OSError:  # the first server's port is taken on another address: again
+                for server in servers:
+                    server.stop()
+                if attempt == 4:
+                    raise
+        zone = {
+            MX_DOMAIN: {"MX": [f"{10 * n} mx{n}.{MX_DOMAIN}." for n in range(1, len(scripts) + 1)]},
+            **{
+                f"mx{n}.{MX_DOMAIN}": {"A": [f"127.0.0.{n + 1}"]}
+                for n in range(1, len(scripts) + 1)
+            },
+        }
+        if records is not None:
+            zone = records
+        dns = dns_server(zone, **dns_options)
+        port = servers[0].port if servers else 25
+        return dns, servers, ["--resolver", dns.address, "-p", str(port)]
+
+    return start

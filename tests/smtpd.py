@@ -62,6 +62,7 @@ DEFAULT_REPLIES: dict[str, Reply] = {
 }
 """Replies of a well-behaved server; EHLO/LHLO are built from ``Script.capabilities``."""
 UNKNOWN_VERB_REPLY = "502 5.5.2 Error: command not recognized"
+LMTP_GREETING_REFUSAL = "500 5.5.1 This is an LMTP server: use LHLO"
 
 # Common faults, as raw replies (or banners) so tests read as what they break.
 OVERLONG_LINE = b"250 " + b"x" * 10_000 + b"\r\n"
@@ -137,6 +138,13 @@ class Script:
     """User name -> password (or XOAUTH2 bearer token)."""
     echo_credentials: bool = False
     """Fault: put what the client sent (base64 and decoded) into the AUTH reply text."""
+    proxy_version: int | None = None
+    """With ``expect_proxy``: hang up on a header of any other version (1 or 2)."""
+    lmtp: bool = False
+    """Speak LMTP (RFC 2033): EHLO/HELO are refused, and after the final dot there is
+    one reply per accepted recipient (``dot_replies``, else ``replies["DOT"]``)."""
+    dot_replies: dict[str, Reply] = field(default_factory=dict)
+    """LMTP: the reply after the dot for one recipient address (without <>)."""
 
     def reply_for(self, verb: str) -> Reply:
         """What to answer to ``verb``: the script's choice, else a sane default."""
@@ -144,6 +152,8 @@ class Script:
         replies = {key.upper(): value for key, value in self.replies.items()}
         if verb in replies:
             return replies[verb]
+        if self.lmtp and verb in ("EHLO", "HELO"):
+            return LMTP_GREETING_REFUSAL
         if verb in ("EHLO", "LHLO"):
             return ["250", HOSTNAME, *self.capabilities]
         return DEFAULT_REPLIES.get(verb, UNKNOWN_VERB_REPLY)
@@ -152,6 +162,11 @@ class Script:
         """What to answer to RCPT for ``address``, so one recipient can fail alone."""
         replies = {key.lower().strip("<>"): value for key, value in self.rcpt_replies.items()}
         return replies.get(address.lower(), self.reply_for("RCPT"))
+
+    def dot_reply_for(self, address: str) -> Reply:
+        """LMTP: the reply after the dot for one recipient."""
+        replies = {key.lower().strip("<>"): value for key, value in self.dot_replies.items()}
+        return replies.get(address.lower(), self.reply_for("DOT"))
 
     def delay_for(self, verb: str) -> float:
         return {key.upper(): value for key, value in self.delays.items()}.get(verb, 0.0)
@@ -367,7 +382,8 @@ class _Session:
     async def _do_reset(self, verb: str, argument: str) -> bool:
         self.mail_from, self.rcpt_tos = "", []
         replies = {key.upper() for key in self.script.replies}
-        if verb in ("EHLO", "LHLO") and verb not in replies:
+        greetings = ("LHLO",) if self.script.lmtp else ("EHLO", "LHLO")
+        if verb in greetings and verb not in replies:
             return await self._send(verb, ["250", HOSTNAME, *self._capabilities()])
         return await self._do_reply(verb, argument)
 
@@ -522,11 +538,27 @@ class _Session:
         self.server._record(".")
         if self.script.closes_at("DOT"):
             return False
+        if self.script.lmtp:
+            return await self._lmtp_replies(b"".join(lines))
         reply = self.script.reply_for("DOT")
         if _reply_class(reply) == b"2":
             self.server.messages.append(Message(self.mail_from, self.rcpt_tos, b"".join(lines)))
         self.mail_from, self.rcpt_tos = "", []
         return await self._send("DOT", reply)
+
+    async def _lmtp_replies(self, data: bytes) -> bool:
+        """RFC 2033 4.2: one reply per accepted recipient, in RCPT order."""
+        delivered = []
+        for address in self.rcpt_tos:
+            reply = self.script.dot_reply_for(address)
+            if _reply_class(reply) == b"2":
+                delivered.append(address)
+            if not await self._send("DOT", reply):
+                return False
+        if delivered:
+            self.server.messages.append(Message(self.mail_from, delivered, data))
+        self.mail_from, self.rcpt_tos = "", []
+        return True
 
     async def _do_quit(self, verb: str, argument: str) -> bool:
         """Hang up after any QUIT reply, as every real server does."""
@@ -547,6 +579,8 @@ class _Session:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             return False
         if header is None:
+            return False
+        if self.script.proxy_version not in (None, header["version"]):
             return False
         self.server.proxy_headers.append(header)
         return True
@@ -636,6 +670,11 @@ class SMTPTestServer:
             return  # the client gave up before we got to it
         self.connections += 1
         conn.setblocking(False)
+        # asyncio sets TCP_NODELAY only on sockets whose proto field says TCP, which an
+        # accepted socket's does not: without it, a second reply written right after a
+        # first (LMTP's per-recipient replies, a dribble) waits ~40 ms for the client's
+        # delayed ACK, and the client would measure our Nagle instead of its server.
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sessions[asyncio.get_running_loop().create_task(self._handle(conn))] = conn
 
     async def _handle(self, conn: socket.socket) -> None:
@@ -719,6 +758,8 @@ def _script_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
         tls_fault=args.tls_fault,
         auth_mechanisms=[m.upper() for m in args.auth_mechanism],
         users=dict(pairs(args.user, "--user")),
+        lmtp=args.lmtp,
+        dot_replies=dict(pairs(args.dot_reply, "--dot-reply")),
     )
 
 
@@ -745,6 +786,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--close-after", metavar="VERB", help="hang up after replying to VERB")
     add("--dribble", type=float, metavar="SECONDS", help="send replies one byte per SECONDS")
     add("--expect-proxy", action="store_true", help="require a PROXY protocol header")
+    add("--lmtp", action="store_true", help="speak LMTP: LHLO only, one reply per recipient")
+    add("--dot-reply", action="append", default=[], metavar="ADDR=REPLY", help="LMTP only")
     add("--log", metavar="FILE", help="append every received command line to FILE")
     add("--tls-cert", metavar="PEM", help="certificate chain and key: offer STARTTLS")
     add("--implicit-tls", action="store_true", help="TLS from connect (needs --tls-cert)")

@@ -185,6 +185,42 @@ def test_message_refused_at_dot_is_not_stored(smtp_server: Factory) -> None:
     assert server.messages == []
 
 
+# --- LMTP -----------------------------------------------------------------
+
+
+def test_lmtp_server_refuses_ehlo_and_helo_and_answers_lhlo(smtp_server: Factory) -> None:
+    with connect(smtp_server(lmtp=True)) as (sock, stream):
+        read_reply(stream)
+        assert (
+            command(sock, stream, "EHLO client.test")
+            == b"500 5.5.1 This is an LMTP server: use LHLO\r\n"
+        )
+        assert command(sock, stream, "HELO client.test").startswith(b"500 ")
+        assert command(sock, stream, "LHLO client.test").startswith(b"250-smtpd.test\r\n")
+
+
+def test_lmtp_answers_the_dot_once_per_accepted_recipient_in_order(smtp_server: Factory) -> None:
+    server = smtp_server(
+        lmtp=True,
+        rcpt_replies={"gone@smtpd.test": "550 5.1.1 no such user"},
+        dot_replies={"full@smtpd.test": "452 4.2.2 mailbox full"},
+    )
+    with connect(server) as (sock, stream):
+        read_reply(stream)
+        command(sock, stream, "LHLO client.test")
+        command(sock, stream, "MAIL FROM:<a@client.test>")
+        for rcpt in ("b@smtpd.test", "gone@smtpd.test", "full@smtpd.test"):
+            command(sock, stream, f"RCPT TO:<{rcpt}>")
+        assert command(sock, stream, "DATA").startswith(b"354 ")
+        sock.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+        assert read_reply(stream) == b"250 2.0.0 Ok: queued as 4TEST0001\r\n"
+        assert read_reply(stream) == b"452 4.2.2 mailbox full\r\n"
+        assert command(sock, stream, "NOOP") == b"250 2.0.0 Ok\r\n"
+    assert server.messages == [
+        smtpd.Message("a@client.test", ["b@smtpd.test"], b"Subject: x\r\n\r\nbody\r\n")
+    ]
+
+
 # --- scripted replies -----------------------------------------------------
 
 
@@ -553,3 +589,12 @@ def test_cli_rejects_a_malformed_option() -> None:
     )
     assert done.returncode == 2
     assert "--reply expects KEY=VALUE" in done.stderr
+
+
+def test_replies_written_back_to_back_are_not_held_for_an_ack(smtp_server: Factory) -> None:
+    """Nagle's algorithm would hold LMTP's second reply until the client's delayed ACK."""
+    server = smtp_server()
+    with connect(server) as (_, stream):
+        read_reply(stream)  # the session exists now
+        [conn] = server._sessions.values()
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
