@@ -75,3 +75,11 @@ def hostname(value: str) -> str:
     if bare and (re.fullmatch(_DOMAIN, bare) or re.fullmatch(r"[0-9A-Fa-f:.%a-z]+", bare)):
         return bare
     raise InvalidInput(f"invalid host name: {value!r}")
+
+
+def domain(value: str, what: str) -> str:
+    """Return ``value`` (lower-case, without a final dot) if it is a DNS domain name."""
+    reject_control_characters(value, what)
+    if len(value) <= 253 and re.fullmatch(_DOMAIN, value) and not re.fullmatch(r"[0-9.]+", value):
+        return value.rstrip(".").lower()
+    raise InvalidInput(f"{what} wants a domain name such as example.net, not {value!r}")

@@ -17,7 +17,9 @@ from typing import NoReturn
 import nagiosplugin
 
 from check_smtp_verbs import __version__, addresses
+from check_smtp_verbs import commands as command_module
 from check_smtp_verbs.codes import CodeSet
+from check_smtp_verbs.commands import Command
 from check_smtp_verbs.settings import (
     AUTH_MECHANISMS,
     DEFAULT_EXPECT,
@@ -106,15 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(DEFAULT_EXPECT)
         + ". Time labels for --verb-warning/--verb-critical: "
         + ", ".join(TIMED)
-        + ".",
+        + ". Both also take the verb of each -C command; --verb-warning takes dns with --mx.",
     )
     a = p.add_argument
-    a(
+    target = p.add_mutually_exclusive_group()
+    target.add_argument(
         "-H",
         "--hostname",
-        required=True,
         metavar="HOST",
         help="server to check (name or IP address)",
+    )
+    target.add_argument(
+        "--mx",
+        metavar="DOMAIN",
+        help="check every MX host of DOMAIN concurrently (instead of -H)",
     )
     a("-p", "--port", metavar="PORT", help="TCP port (default: 25, with --tls 465)")
     family = p.add_mutually_exclusive_group()
@@ -212,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="-v: one line per verb; -vvv: the whole conversation",
     )
     a("--transcript", action="store_true", help="same as -vvv")
+    add_extension_options(p)
     a("-V", "--version", action="version", version=f"{PROG} {__version__}")
     _add_tls_options(p)
     _add_auth_options(p)
@@ -470,11 +478,111 @@ def tls_and_auth_settings(args: argparse.Namespace, host: str) -> dict[str, obje
     }
 
 
+def add_extension_options(p: argparse.ArgumentParser) -> None:
+    """Send-through, LMTP, extra verbs, PROXY, MX and JSON: kept apart from the core
+    options so that each group reads (and merges) on its own."""
+    a = p.add_argument
+    a("--data", action="store_true", help="after RCPT, send DATA and a small test message")
+    a(
+        "--subject",
+        default="check_smtp_verbs monitoring probe",
+        metavar="TEXT",
+        help="Subject of the --data message (default: %(default)s)",
+    )
+    a(
+        "--quit-after",
+        metavar="VERB",
+        help="stop the walk after VERB (connect, banner, ehlo, starttls, auth, mail, rcpt, "
+        "data) and say QUIT",
+    )
+    a("-L", "--lmtp", action="store_true", help="speak LMTP: LHLO instead of EHLO")
+    a(
+        "-C",
+        "--command",
+        dest="commands",
+        action="append",
+        default=[],
+        type=lambda value: ("-C", value),
+        metavar="CMD",
+        help="extra command sent after EHLO (and MAIL FROM); repeatable",
+    )
+    a(
+        "-R",
+        "--response",
+        dest="responses",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="regular expression the reply to the n-th -C must match",
+    )
+    a(
+        "--command-expect",
+        dest="commands",
+        action="append",
+        type=lambda value: ("--command-expect", value),
+        metavar="CMD=CODES",
+        help="extra command with the codes it must answer, e.g. 'VRFY postmaster=250,252'",
+    )
+    a("--proxy", choices=("v1", "v2"), help="send a HAProxy PROXY header before the banner")
+    a(
+        "--proxy-source",
+        metavar="ADDR[:PORT]",
+        help="client address in the PROXY header (default: the real one)",
+    )
+    a(
+        "--resolver",
+        metavar="IP[:PORT]",
+        help="DNS server for --mx and for -H names (default: the system's)",
+    )
+    a("--json", action="store_true", help="print one JSON document instead of plugin text")
+
+
+def _commands(args: argparse.Namespace) -> tuple[Command, ...]:
+    """-C and --command-expect in command-line order; the n-th -R goes with the n-th -C."""
+    commands: list[Command] = []
+    plain: list[int] = []
+    for option, value in args.commands:
+        if option == "-C":
+            plain.append(len(commands))
+            commands.append(command_module.command(value))
+        else:
+            commands.append(command_module.command_expect(value))
+    if len(args.responses) > len(plain):
+        raise UsageError(
+            f"{len(args.responses)} --response (-R) but only {len(plain)} --command (-C): "
+            "each -R pairs with the -C at the same position"
+        )
+    for index, pattern in zip(plain, args.responses):
+        commands[index] = commands[index]._replace(response=command_module.response(pattern))
+    return tuple(commands)
+
+
+def _resolver(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    from check_smtp_verbs.proxy import parse_source
+
+    try:
+        address, port = parse_source(value)
+    except ValueError as exc:
+        raise UsageError(f"--resolver: {exc}") from None
+    if port == 0:
+        raise UsageError("--resolver: port 0 is not a DNS server port")
+    return address, 53 if port is None else port
+
+
 def settings_from(argv: list[str] | None = None) -> Settings:
     """Parse and validate the command line; raise UsageError with one line on bad input."""
     args = build_parser().parse_args(argv)
+    if args.hostname is None and args.mx is None:
+        raise UsageError("the following arguments are required: -H/--hostname (or --mx DOMAIN)")
     try:
-        host = addresses.hostname(args.hostname)
+        if args.mx is not None:
+            host = addresses.domain(args.mx, "--mx")
+        else:
+            host = addresses.hostname(args.hostname)
+        commands = _commands(args)
+        addresses.reject_control_characters(args.subject, "--subject")
         helo = addresses.helo_name(args.helo) if args.helo is not None else _default_helo()
         sender = (
             None
@@ -493,7 +601,10 @@ def settings_from(argv: list[str] | None = None) -> Settings:
         raise UsageError(f"--port must be a number from 1 to 65535, not {args.port!r}")
     timeout, timeout_state = parse_timeout(args.timeout)
 
-    verbs = list(DEFAULT_EXPECT)
+    verbs = list(dict.fromkeys([*DEFAULT_EXPECT, *(c.verb for c in commands)]))
+    timed = list(dict.fromkeys([*TIMED, *(c.verb for c in commands)]))
+    if args.mx is not None:
+        timed.append("dns")  # the MX look-up
     expect: dict[str, CodeSet] = {}
     for value in args.expect:
         verb, codes = _pair(value, "--expect", verbs) if "=" in value else ("banner", value)
@@ -507,18 +618,42 @@ def settings_from(argv: list[str] | None = None) -> Settings:
         )
     time_warning = {
         v: _range(r, "--verb-warning")
-        for v, r in (_pair(x, "--verb-warning", TIMED) for x in args.verb_warning)
+        for v, r in (_pair(x, "--verb-warning", timed) for x in args.verb_warning)
     }
     time_critical = {
         v: _range(r, "--verb-critical")
-        for v, r in (_pair(x, "--verb-critical", TIMED) for x in args.verb_critical)
+        for v, r in (_pair(x, "--verb-critical", timed) for x in args.verb_critical)
     }
     if args.warning is not None:
         time_warning["total"] = _range(args.warning, "--warning")
     if args.critical is not None:
         time_critical["total"] = _range(args.critical, "--critical")
 
-    return Settings(
+    if args.lmtp and args.helo_only:
+        raise UsageError("--lmtp and --helo-only exclude each other: LMTP has only LHLO")
+    if args.data and not recipients:
+        raise UsageError("--data needs at least one --rcpt")
+    proxy_source = None
+    if args.proxy_source is not None:
+        if args.proxy is None:
+            raise UsageError("--proxy-source needs --proxy v1 or v2")
+        from check_smtp_verbs.proxy import parse_source
+
+        try:
+            proxy_source = parse_source(args.proxy_source)
+        except ValueError as exc:
+            raise UsageError(f"--proxy-source: {exc}") from None
+
+    if args.mx is not None or args.resolver is not None:
+        try:
+            import dns.resolver  # noqa: F401  (only these options pay for it)
+        except ImportError:
+            raise UsageError(
+                "--mx and --resolver need dnspython (pip install dnspython, "
+                "or apt-get install python3-dnspython)"
+            ) from None
+
+    settings = Settings(
         host=host,
         port=port,
         family=args.family,
@@ -535,22 +670,58 @@ def settings_from(argv: list[str] | None = None) -> Settings:
         ignore_quit=args.ignore_quit_failure,
         verbosity=3 if args.transcript else min(args.verbose, 3),
         **secure,  # type: ignore[arg-type]
+        data=args.data,
+        subject=args.subject,
+        lmtp=args.lmtp,
+        commands=commands,
+        proxy=None if args.proxy is None else int(args.proxy[1]),
+        proxy_source=proxy_source,
+        mx=host if args.mx is not None else None,
+        resolver=_resolver(args.resolver),
+        json=args.json,
     )
+    if args.quit_after is not None:
+        settings = settings._replace(quit_after=_quit_after(args.quit_after, settings))
+    return settings
+
+
+def _quit_after(value: str, settings: Settings) -> str:
+    from check_smtp_verbs.probe import planned_verbs
+
+    verb = value.strip().lower()
+    known = planned_verbs(settings)
+    if verb not in known:
+        raise UsageError(
+            f"--quit-after {value!r}: this walk has no such step "
+            f"(it can stop after: {', '.join(sorted(known))})"
+        )
+    return verb
 
 
 def build_check(settings: Settings) -> nagiosplugin.Check:
     from check_smtp_verbs.contexts import CertificateContext, ReplyContext, time_contexts
+
+    judges = [
+        ReplyContext(settings.warning_codes, settings.timeout_state, settings.ignore_quit),
+        *time_contexts(settings.timed, settings.time_warning, settings.time_critical),
+        CertificateContext(settings.cert_days_warning, settings.cert_days_critical),
+    ]
+    if settings.mx is not None:
+        from check_smtp_verbs.mx_check import DnsContext, MxSummary, MxVerbs
+
+        mx_resource = MxVerbs(settings)
+        return nagiosplugin.Check(
+            mx_resource,
+            *judges,
+            DnsContext(),
+            *time_contexts(("dns",), settings.time_warning, settings.time_critical),
+            MxSummary(mx_resource, settings.verbosity),
+        )
     from check_smtp_verbs.resource import SmtpVerbs
     from check_smtp_verbs.summary import VerbsSummary
 
     resource = SmtpVerbs(settings)
-    return nagiosplugin.Check(
-        resource,
-        ReplyContext(settings.warning_codes, settings.timeout_state, settings.ignore_quit),
-        *time_contexts(TIMED, settings.time_warning, settings.time_critical),
-        CertificateContext(settings.cert_days_warning, settings.cert_days_critical),
-        VerbsSummary(resource, settings.verbosity),
-    )
+    return nagiosplugin.Check(resource, *judges, VerbsSummary(resource, settings.verbosity))
 
 
 def usage_exit(message: str) -> NoReturn:
@@ -563,7 +734,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = settings_from(argv)
     except UsageError as exc:
-        usage_exit(scrub_argv(str(exc), sys.argv[1:] if argv is None else argv))
+        message = scrub_argv(str(exc), sys.argv[1:] if argv is None else argv)
+        if "--json" in (sys.argv[1:] if argv is None else argv):
+            from check_smtp_verbs import json_output
+
+            json_output.usage_error(message)
+        usage_exit(message)
     check = build_check(settings)
+    if settings.json:
+        from check_smtp_verbs import json_output
+
+        json_output.main(check, settings)
     # A safety net only: the probe's own deadline ends the run first and names the verb.
     check.main(verbose=settings.verbosity, timeout=math.ceil(settings.timeout) + 2)

@@ -10,12 +10,22 @@ says QUIT when the connection is in a state to hear it.  It judges nothing beyon
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from check_smtp_verbs.codes import CodeSet
-from check_smtp_verbs.deadline import Deadline, DeadlineExceeded, clock, connect, resolve
+from check_smtp_verbs.commands import reply_text
+from check_smtp_verbs.deadline import (
+    AddrInfo,
+    Deadline,
+    DeadlineExceeded,
+    clock,
+    connect,
+    resolve,
+)
 from check_smtp_verbs.settings import EHLO_FALLBACK, Settings
 from check_smtp_verbs.transcript import Transcript
 from check_smtp_verbs.wire import InvalidReply, Reply, Wire
@@ -24,6 +34,15 @@ if TYPE_CHECKING:
     from check_smtp_verbs.tls import TlsFacts
 
 Send = Callable[["Conversation"], object]
+Resolve = Callable[[str, int, int, Deadline], list[AddrInfo]]
+# --quit-after VERB stops after the last step of any of these verbs, as swaks does:
+# "ehlo" after the last greeting (the HELO fallback, LHLO, the EHLO after STARTTLS),
+# "starttls" once TLS is up (after the handshake, not merely the 220).
+_GREETINGS = frozenset({"ehlo", "helo", "lhlo", "ehlo_tls"})
+QUIT_AFTER: dict[str, frozenset[str]] = {
+    **dict.fromkeys(("ehlo", "helo", "lhlo"), _GREETINGS),
+    "starttls": frozenset({"starttls", "tls"}),
+}
 
 
 class StepFailed(Exception):
@@ -47,6 +66,13 @@ class Step(NamedTuple):
     expect: CodeSet | None  # None: the step has no reply (connect)
     send: Send | None = None
     fallback: Step | None = None  # run when the reply is in EHLO_FALLBACK (EHLO -> HELO)
+    response: re.Pattern[str] | None = None  # -R: the reply must also match this
+    # Replaced, when the walk reaches it, by the steps it returns for the results so far:
+    # LMTP answers the final dot once per accepted recipient, known only by then.
+    expand: Callable[[Sequence[StepResult]], list[Step]] | None = None
+    # Another reply to the same command follows (LMTP's dot): read it even after an
+    # unexpected one, or every later reply (QUIT's too) would be read one step late.
+    more_replies: bool = False
 
 
 class StepResult(NamedTuple):
@@ -71,6 +97,7 @@ class Walk(NamedTuple):
     total: float
     transcript: Transcript
     tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
+    message_id: str | None = None  # of the --data message, when one was sent
 
 
 def _step(name: str, verb: str, label: str, awaited: str, settings: Settings, send: Send) -> Step:
@@ -87,7 +114,18 @@ def plan(settings: Settings) -> list[Step]:
         settings,
         lambda c: c.wire.helo(settings.helo),
     )
-    if settings.helo_only:
+    if settings.lmtp:
+        steps = [
+            _step(
+                "lhlo",
+                "lhlo",
+                f"LHLO {settings.helo}",
+                "the LHLO reply",
+                settings,
+                lambda c: c.wire.docmd("LHLO", settings.helo),
+            )
+        ]
+    elif settings.helo_only:
         steps = [helo]
     else:
         ehlo = _step(
@@ -112,6 +150,7 @@ def plan(settings: Settings) -> list[Step]:
                 lambda c: c.wire.mail(sender),
             )
         )
+    steps += command_steps(settings, steps)
     for number, recipient in enumerate(settings.recipients, start=1):
         name = "rcpt" if number == 1 else f"rcpt_{number}"
         steps.append(
@@ -124,6 +163,8 @@ def plan(settings: Settings) -> list[Step]:
                 lambda c, r=recipient: c.wire.rcpt(r),
             )
         )
+    if settings.data:
+        steps += data_steps(settings)
     return steps
 
 
@@ -133,16 +174,22 @@ def secure_steps(settings: Settings) -> list[Step]:
     if settings.starttls is not None:
         from check_smtp_verbs import tls
 
+        greeting = "LHLO" if settings.lmtp else "EHLO"
+
         steps += [
             _step("starttls", "starttls", "STARTTLS", "the STARTTLS reply", settings, tls.starttls),
             handshake_step(settings),
             _step(
                 "ehlo_tls",
                 "ehlo_tls",
-                f"EHLO {settings.helo} (after STARTTLS)",
-                "the EHLO reply after STARTTLS",
+                f"{greeting} {settings.helo} (after STARTTLS)",
+                f"the {greeting} reply after STARTTLS",
                 settings,
-                lambda c: c.wire.ehlo(settings.helo),
+                lambda c: (
+                    c.wire.docmd(greeting, settings.helo)
+                    if settings.lmtp
+                    else c.wire.ehlo(settings.helo)
+                ),
             ),
         ]
     if settings.auth_mech is not None:
@@ -161,11 +208,102 @@ def secure_steps(settings: Settings) -> list[Step]:
     return steps
 
 
+def command_steps(settings: Settings, before: list[Step]) -> list[Step]:
+    """The -C/--command-expect verbs: after the greeting (and MAIL FROM, as check_smtp).
+
+    Each is named by its verb (``noop``, ``vrfy_2``), skipping names already taken.
+    """
+    taken = {step.name for step in before} | {"rcpt", "data", "dot"}
+    taken |= {f"rcpt_{n}" for n in range(2, len(settings.recipients) + 1)}
+    steps = []
+    for command in settings.commands:
+        name, number = command.verb, 1
+        while name in taken:
+            number += 1
+            name = f"{command.verb}_{number}"
+        taken.add(name)
+        steps.append(
+            Step(
+                name,
+                command.verb,
+                command.text,
+                f"the {command.verb.upper()} reply",
+                command.expected(settings.expect),
+                lambda c, text=command.text: c.wire.docmd(text),
+                response=command.response,
+            )
+        )
+    return steps
+
+
 def handshake_step(settings: Settings) -> Step:
     """The TLS handshake: timed as "tls", no SMTP reply (its failure is StepResult.error)."""
     from check_smtp_verbs import tls
 
     return Step("tls", "tls", "TLS handshake", "the TLS handshake", None, tls.handshake)
+
+
+def data_steps(settings: Settings) -> list[Step]:
+    """DATA, then the message and its final dot; in LMTP one dot reply per recipient."""
+    data = _step("data", "data", "DATA", "the DATA reply", settings, lambda c: c.start_data())
+    dot = _step(
+        "dot",
+        "dot",
+        "end of DATA",
+        "the reply to the end of DATA",
+        settings,
+        lambda c: c.send_message(),
+    )
+    if not settings.lmtp:
+        return [data, dot]
+    recipients = {
+        ("rcpt" if n == 1 else f"rcpt_{n}"): r for n, r in enumerate(settings.recipients, 1)
+    }
+
+    def per_recipient(results: Sequence[StepResult]) -> list[Step]:
+        """RFC 2033 4.2: one reply after the dot for each recipient that got a 2xx."""
+        accepted = [
+            r.step.name
+            for r in results
+            if r.step.verb == "rcpt" and r.code is not None and 200 <= r.code < 300
+        ]
+        steps: list[Step] = []
+        for rcpt in accepted:
+            name = "dot" + rcpt[len("rcpt") :]
+            recipient = recipients.get(rcpt, "")
+            steps.append(
+                dot._replace(
+                    name=name,
+                    label=f"end of DATA for <{recipient}>",
+                    awaited=f"the reply to the end of DATA for <{recipient}>",
+                    send=(lambda c: c.send_message()) if not steps else (lambda c: c.next_reply()),
+                    more_replies=True,
+                )
+            )
+        if steps:
+            steps[-1] = steps[-1]._replace(more_replies=False)
+        return steps or [dot]
+
+    return [data, dot._replace(expand=per_recipient)]
+
+
+def steps_of(settings: Settings) -> list[Step]:
+    """(TLS handshake,) banner and plan, cut after the last step of --quit-after's verb."""
+    before = [handshake_step(settings)] if settings.implicit_tls else []
+    steps = [*before, banner_step(settings), *plan(settings)]
+    if settings.quit_after is None:
+        return steps
+    if settings.quit_after == "connect":
+        return []
+    wanted = QUIT_AFTER.get(settings.quit_after, {settings.quit_after})
+    last = max((n for n, step in enumerate(steps) if step.verb in wanted), default=len(steps))
+    return steps[: last + 1]
+
+
+def planned_verbs(settings: Settings) -> set[str]:
+    """Every verb this run may stop after: what --quit-after accepts for these options."""
+    verbs = {"connect", *(step.verb for step in steps_of(settings._replace(quit_after=None)))}
+    return verbs | {alias for alias, meant in QUIT_AFTER.items() if meant & verbs}
 
 
 def banner_step(settings: Settings) -> Step:
@@ -179,9 +317,19 @@ def quit_step(settings: Settings) -> Step:
 class Conversation:
     """One connection, its deadline and its transcript; runs steps and records them."""
 
-    def __init__(self, settings: Settings, deadline: Deadline, transcript: Transcript) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        deadline: Deadline,
+        transcript: Transcript,
+        resolve: Resolve = resolve,
+    ) -> None:
         self.settings = settings
         self.deadline = deadline
+        self.resolve = resolve
+        self.data_mode = False  # after a 3xx to DATA: anything sent now is message text
+        self.message_sent_at: float | None = None
+        self.message_id: str | None = None
         self.wire = Wire(settings.host, settings.helo, transcript)
         self.transcript = transcript
         self.address: str | None = None
@@ -200,7 +348,7 @@ class Conversation:
         step = Step("connect", "connect", f"connect to {s.host}:{s.port}", "the connection", None)
         started = clock()
         try:
-            addresses = resolve(s.host, s.port, s.family, self.deadline)
+            addresses = self.resolve(s.host, s.port, s.family, self.deadline)
         except DeadlineExceeded:
             return StepResult(
                 step,
@@ -276,13 +424,55 @@ class Conversation:
         reply: Reply | None = wire.last_reply
         assert reply is not None and wire.replied_at is not None
         self.usable = True
-        return StepResult(
-            step,
-            reply.code,
-            tuple(scrub(line) for line in reply.lines),
-            wire.replied_at - sent,
-            expected=step.expect.matches(reply.code),
-        )
+        expected = step.expect.matches(reply.code)
+        if expected and step.response is not None:
+            expected = step.response.search(reply_text(reply.code, reply.lines)) is not None
+        lines = tuple(scrub(line) for line in reply.lines)
+        return StepResult(step, reply.code, lines, wire.replied_at - sent, expected=expected)
+
+    def start_data(self) -> None:
+        code, _ = self.wire.docmd("DATA")
+        self.data_mode = 300 <= code < 400
+
+    def send_message(self) -> None:
+        """The probe message and its final dot, then the (first) reply."""
+        from check_smtp_verbs import message  # the email package: only for --data
+
+        s = self.settings
+        probe = message.build(s.sender or "", s.recipients, s.subject, s.helo)
+        self.message_id = probe.message_id
+        self.wire.shown_instead = f"[message: {probe.size} bytes, Message-ID {probe.message_id}]"
+        self.data_mode = False
+        self.wire.send(probe.data)
+        self.transcript.client(".")
+        self.message_sent_at = self.wire.sent_at
+        self.wire.getreply()
+
+    def next_reply(self) -> None:
+        """One more reply to the same dot (LMTP), timed from when the message was sent."""
+        self.wire.sent_at = self.message_sent_at
+        self.wire.getreply()
+
+    def send_proxy_header(self) -> str | None:
+        """Write the PROXY header before anything is read; the error, if any."""
+        from check_smtp_verbs import proxy
+
+        s = self.settings
+        try:
+            sock = self.wire.sock
+            local, peer = sock.getsockname()[:2], sock.getpeername()[:2]
+            source = local
+            if s.proxy_source is not None:
+                address, port = s.proxy_source
+                source = (address, local[1] if port is None else port)
+            assert s.proxy is not None
+            self.transcript.client(proxy.describe(s.proxy, source, peer))
+            sock.sendall(proxy.header(s.proxy, source, peer))
+        except DeadlineExceeded:
+            return self._timeout_text("the PROXY header to be sent")
+        except OSError as exc:
+            return f"cannot send the PROXY header: {_reason(exc)}"
+        return None
 
     def _run_without_reply(self, step: Step) -> StepResult:
         """A step that is an action, not a command (the TLS handshake): time it, say why
@@ -315,19 +505,37 @@ class Conversation:
         self.wire.close()
 
 
-def walk(settings: Settings) -> Walk:
-    """Carry out the whole conversation and return what each step saw."""
+def walk(settings: Settings, deadline: Deadline | None = None, resolve: Resolve = resolve) -> Walk:
+    """Carry out the whole conversation and return what each step saw.
+
+    ``deadline`` and ``resolve`` let --mx run one walk per host, each with its own
+    deadline inside the run's and with its addresses from the chosen DNS server.
+    """
     started = clock()
-    deadline = Deadline(settings.timeout, start=started)
+    if deadline is None:
+        deadline = Deadline(settings.timeout, start=started)
     transcript = Transcript()
-    conversation = Conversation(settings, deadline, transcript)
+    conversation = Conversation(settings, deadline, transcript, resolve)
     results = [conversation.connect()]
     try:
+        if conversation.usable and settings.proxy is not None:
+            problem = conversation.send_proxy_header()
+            if problem is not None:
+                results[0] = results[0]._replace(error=problem, expected=False)
+                conversation.usable = False
         if conversation.usable:
             quit_ = quit_step(settings)
-            before = [handshake_step(settings)] if settings.implicit_tls else []
-            for step in [*before, banner_step(settings), *plan(settings)]:
+            steps = steps_of(settings)
+            if settings.proxy is not None:
+                # a server that rejects the header hangs up: say what it was waiting for
+                awaited = f"the banner (after a PROXY v{settings.proxy} header)"
+                steps = [s._replace(awaited=awaited) if s.verb == "banner" else s for s in steps]
+            while steps:
+                step = steps.pop(0)
                 if step.name in conversation.skipped:
+                    continue
+                if step.expand is not None:
+                    steps[:0] = step.expand(results)
                     continue
                 result = conversation.run(step)
                 if step.fallback is not None and EHLO_FALLBACK.matches(result.code):
@@ -335,9 +543,12 @@ def walk(settings: Settings) -> Walk:
                     step = step.fallback
                     result = conversation.run(step)
                 results.append(result)
-                if not result.expected:
+                if not result.expected and not (step.more_replies and result.error is None):
                     break
-            if conversation.usable:
+            # After DATA's 354 a QUIT would be message text: hang up instead, which makes
+            # the server drop the unfinished message (RFC 5321 4.1.1.4).
+            may_quit = settings.quit_after != "connect" and not conversation.data_mode
+            if conversation.usable and may_quit:
                 results.append(conversation.run(quit_))
     finally:
         conversation.close()
@@ -349,6 +560,7 @@ def walk(settings: Settings) -> Walk:
         clock() - started,
         transcript,
         conversation.tls,
+        conversation.message_id,
     )
 
 

@@ -59,5 +59,11 @@ class SmtpVerbs(nagiosplugin.Resource):
         return "SMTP_VERBS"
 
     def probe(self) -> list[nagiosplugin.Metric]:
-        self.walk = walk(self.settings)
+        if self.settings.resolver is None:
+            self.walk = walk(self.settings)
+        else:  # -H NAME looked up through --resolver, as --mx does
+            from check_smtp_verbs import mx
+
+            resolve = mx.resolve_with(mx.make_resolver(self.settings))
+            self.walk = walk(self.settings, resolve=resolve)
         return metrics(self.walk)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import nagiosplugin
 
 from check_smtp_verbs.codes import CodeSet
+from check_smtp_verbs.commands import Command
 
 # What each verb must answer when nothing else is said (RFC 5321 4.3.2).
 DEFAULT_EXPECT: dict[str, str] = {
@@ -19,6 +20,9 @@ DEFAULT_EXPECT: dict[str, str] = {
     "helo": "250",
     "mail": "250",
     "rcpt": "250,251",
+    "lhlo": "250",  # LMTP's EHLO (RFC 2033)
+    "data": "354",
+    "dot": "250",  # the reply after the message's final "."; one per recipient in LMTP
     "quit": "221",
     # TLS and AUTH (RFC 3207, RFC 4954)
     "starttls": "220",
@@ -103,6 +107,17 @@ class Settings(NamedTuple):
     auth_user: str | None = None
     auth_secret: Secret | None = None
     allow_plaintext_auth: bool = False
+    # Send-through, LMTP, custom verbs, PROXY, MX and JSON (see README)
+    data: bool = False
+    subject: str = "check_smtp_verbs monitoring probe"
+    quit_after: str | None = None  # a verb after which the walk stops and says QUIT
+    lmtp: bool = False
+    commands: tuple[Command, ...] = ()
+    proxy: int | None = None  # PROXY protocol version 1 or 2
+    proxy_source: tuple[str, int | None] | None = None  # None: the real local address
+    mx: str | None = None  # a mail domain whose every MX host is walked
+    resolver: tuple[str, int] | None = None  # DNS server for --mx; None: the system's
+    json: bool = False
 
     @property
     def uses_tls(self) -> bool:
@@ -110,3 +125,9 @@ class Settings(NamedTuple):
 
     def expected(self, verb: str) -> CodeSet:
         return self.expect.get(verb) or CodeSet.parse(DEFAULT_EXPECT[verb])
+
+    @property
+    def timed(self) -> tuple[str, ...]:
+        """Every time label of this run: the built-in ones plus the -C commands' verbs."""
+        extra = tuple(dict.fromkeys(c.verb for c in self.commands if c.verb not in TIMED))
+        return TIMED + extra

@@ -34,6 +34,10 @@ def reply_problem(result: StepResult) -> str:
     """Why one step is not OK, verb first, e.g. ``RCPT TO:<a@b> answered 451 (...)``."""
     if result.error is not None:
         return clean(result.error)
+    if result.step.response is not None and result.step.expect.matches(result.code):
+        pattern = result.step.response.pattern
+        text = f"{result.step.label} answered {result.code}, not matching /{pattern}/"
+        return clean(f"{text}: {result.text}" if result.text else text)
     subject = "the banner was" if result.step.verb == "banner" else f"{result.step.label} answered"
     text = f"{subject} {result.code} (expected {result.step.expect})"
     if result.step.verb == "auth" and result.code == 535:  # RFC 4954: credentials invalid
@@ -113,8 +117,11 @@ def tls_lines(walk: Walk) -> list[str]:
     return [clean(walk.transcript.scrub(line), 600) for line in lines]
 
 
-def step_lines(walk: Walk, results: nagiosplugin.Results) -> list[str]:
-    """One line per verb: the state, what was sent, what came back, how long it took."""
+def step_lines(walk: Walk, results: nagiosplugin.Results, prefix: str = "") -> list[str]:
+    """One line per verb: the state, what was sent, what came back, how long it took.
+
+    ``prefix`` is the metric-name prefix of this walk's host in --mx mode.
+    """
     states: dict[str, nagiosplugin.state.ServiceState] = {}
     for result in results:
         if result.metric is not None:
@@ -122,7 +129,7 @@ def step_lines(walk: Walk, results: nagiosplugin.Results) -> list[str]:
             states[name] = max(states.get(name, nagiosplugin.Ok), result.state)
     lines = []
     for r in walk.results:
-        state = str(states.get(r.step.name, nagiosplugin.Ok)).upper()
+        state = str(states.get(prefix + r.step.name, nagiosplugin.Ok)).upper()
         if r.step.verb == "connect":
             outcome = walk.address or "-"
         elif r.code is not None:
