@@ -45,7 +45,8 @@ def test_missing_host_is_unknown():
     run = run_plugin("--rcpt", "postmaster@example.net")
     assert run.returncode == 3
     assert (
-        run.stdout == "SMTP_VERBS UNKNOWN - the following arguments are required: -H/--hostname\n"
+        run.stdout == "SMTP_VERBS UNKNOWN - the following arguments are required: -H/--hostname "
+        "(or --mx DOMAIN)\n"
     )
 
 

@@ -147,10 +147,11 @@ def test_icinga2_example_submission_service_passes_options_the_plugin_accepts(
     arguments = icinga2.object("CheckCommand", "smtp_verbs")["arguments"]
     argv = ["-H", "192.0.2.26"]
     for option, spec in arguments.items():
-        name = spec.get("set_if", spec.get("value", "")).strip("$")
+        # a flag has only set_if; an option with a value may have a set_if function too (-H)
+        name = (spec["value"] if "value" in spec else spec["set_if"]).strip("$")
         if name in variables and name != "smtp_verbs_address":
             value = variables[name]
-            argv += [option] if "set_if" in spec else [option, str(value)]
+            argv += [option, str(value)] if "value" in spec else [option]
     assert "-P" not in argv
     with pytest.raises(cli.UsageError, match="--auth-password-file: cannot read"):
         cli.settings_from(argv)  # every option accepted; only the example's secret file is absent
@@ -290,8 +291,8 @@ def test_nagios_validates_the_shipped_definitions_and_example(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Total Warnings: 0" in done.stdout, done.stdout
     assert "Total Errors:   0" in done.stdout, done.stdout
-    assert re.search(r"Checked 3 commands", done.stdout), done.stdout
-    assert re.search(r"Checked 1 services", done.stdout), done.stdout
+    assert re.search(r"Checked 4 commands", done.stdout), done.stdout
+    assert re.search(r"Checked 2 services", done.stdout), done.stdout
 
 
 @pytest.mark.nagios
@@ -346,6 +347,18 @@ def test_nagios_example_services_pass_options_the_plugin_accepts() -> None:
     for arguments in commands:
         assert "!" not in arguments, "Nagios splits $ARGn$ on '!'"
         cli.settings_from(["-H", "192.0.2.25", *shlex.split(arguments)])
+
+
+def test_nagios_mx_example_services_pass_a_domain_and_options_the_plugin_accepts() -> None:
+    found = []
+    for path in sorted(NAGIOS_DIR.glob("*.cfg")):
+        found += re.findall(
+            r"^\s*check_command\s+check_smtp_verbs_mx!([^!\n]*)!(.*)$", path.read_text(), re.M
+        )
+    assert found, "contrib/nagios has no example check_smtp_verbs_mx service"
+    for domain, arguments in found:
+        settings = cli.settings_from(["--mx", domain, *shlex.split(arguments.replace("$$", "$"))])
+        assert settings.mx == domain
 
 
 def test_nagios_notifications_read_the_output_from_the_environment_not_arguments() -> None:

@@ -66,3 +66,23 @@ def test_debian_python_starttls_with_debian_cryptography(smtp_server, certs, deb
     assert run.returncode == 1, run.stdout + run.stderr
     assert run.status.startswith("SMTP_VERBS WARNING - certificate expires in 19 days on ")
     assert "certificate names: DNS:smtpd.test" in run.stdout
+
+
+def test_debian_nagiosplugin_json_and_data(smtp_server, debian_python):
+    server = smtp_server()
+    run = run_plugin(*server_args(server, *FULL, "--data", "--json"), python=debian_python)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert '"state": "OK"' in run.stdout and '"message_id": "<' in run.stdout
+    assert len(server.messages) == 1
+
+
+def test_mx_without_dnspython_is_one_clear_line(debian_python):
+    found = subprocess.run([debian_python, "-c", "import dns"], capture_output=True)
+    if found.returncode == 0:
+        pytest.skip("Debian's python3-dnspython is installed: nothing is missing")
+    run = run_plugin("--mx", "example.test", "--resolver", "127.0.0.1:9", python=debian_python)
+    assert run.returncode == 3
+    assert run.stdout == (
+        "SMTP_VERBS UNKNOWN - --mx and --resolver need dnspython (pip install dnspython, "
+        "or apt-get install python3-dnspython)\n"
+    )
