@@ -61,15 +61,25 @@ def walk_document(
     }
     if walk.message_id is not None:
         document["message_id"] = walk.message_id
-    tls = getattr(walk, "tls", None)  # TLS facts, when the walk went over TLS
-    if tls is not None:
-        document["tls"] = tls._asdict() if hasattr(tls, "_asdict") else tls
+    if walk.tls is not None:  # what the TLS handshake showed
+        document["tls"] = _plain(walk.tls)
     if transcript:
         document["transcript"] = [f"{e.direction}: {e.text}" for e in walk.transcript.entries]
     return document
 
 
 _ORDER = ["OK", "WARNING", "CRITICAL", "UNKNOWN"]
+
+
+def _plain(value: Any) -> Any:
+    """NamedTuples (TLS facts, certificates) as objects, all the way down; dates as ISO."""
+    if hasattr(value, "_asdict"):
+        return {key: _plain(item) for key, item in value._asdict().items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 def _of(name: str, prefix: str, walk: Walk) -> bool:
@@ -121,7 +131,7 @@ def document(check: nagiosplugin.Check, settings: Settings) -> dict[str, Any]:
 
 
 def emit(doc: dict[str, Any], exit_code: int) -> NoReturn:
-    # default=str: TLS facts may hold dates and other objects JSON has no type for
+    # default=str: a last resort for any value JSON has no type for
     print(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
     sys.exit(exit_code)
 

@@ -87,6 +87,8 @@ def _host_problem(run: mx.MxRun, host: str, result: nagiosplugin.Result) -> str:
     metric = result.metric
     if metric.context == "reply":
         return reply_problem(metric.value)
+    if metric.context == "cert_days":
+        return clean(result.hint)
     label = metric.name[len(prefix(host)) :]
     walk = next(w.walk for w in run.walks if w.host.name == host)
     what = (

@@ -122,7 +122,7 @@ def plan(settings: Settings) -> list[Step]:
                 f"LHLO {settings.helo}",
                 "the LHLO reply",
                 settings,
-                lambda c: c.wire.docmd("LHLO", settings.helo),
+                lambda c: _lhlo(c, settings.helo),
             )
         ]
     elif settings.helo_only:
@@ -185,11 +185,7 @@ def secure_steps(settings: Settings) -> list[Step]:
                 f"{greeting} {settings.helo} (after STARTTLS)",
                 f"the {greeting} reply after STARTTLS",
                 settings,
-                lambda c: (
-                    c.wire.docmd(greeting, settings.helo)
-                    if settings.lmtp
-                    else c.wire.ehlo(settings.helo)
-                ),
+                lambda c: _lhlo(c, settings.helo) if settings.lmtp else c.wire.ehlo(settings.helo),
             ),
         ]
     if settings.auth_mech is not None:
@@ -304,6 +300,13 @@ def planned_verbs(settings: Settings) -> set[str]:
     """Every verb this run may stop after: what --quit-after accepts for these options."""
     verbs = {"connect", *(step.verb for step in steps_of(settings._replace(quit_after=None)))}
     return verbs | {alias for alias, meant in QUIT_AFTER.items() if meant & verbs}
+
+
+def _lhlo(conversation: Conversation, name: str) -> object:
+    """LHLO through smtplib's EHLO (as smtplib.LMTP does), so the extensions it lists,
+    STARTTLS and AUTH included, are known to the later steps."""
+    conversation.wire.ehlo_msg = "lhlo"
+    return conversation.wire.ehlo(name)
 
 
 def banner_step(settings: Settings) -> Step:

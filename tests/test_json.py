@@ -88,3 +88,16 @@ def test_json_shows_the_regex_a_command_was_matched_against(smtp_server):
     assert run.returncode == 0, run.stdout
     vrfy = next(s for s in json.loads(run.stdout)["hosts"][0]["steps"] if s["verb"] == "vrfy")
     assert (vrfy["response"], vrfy["expected"], vrfy["code"]) == ("^252", "2xx,3xx,4xx,5xx", 252)
+
+
+def test_json_carries_the_tls_facts(smtp_server, certs):
+    server = smtp_server(tls_context=certs.context())
+    args = server_args(server, "--ca-file", str(certs.ca_file), "-S", "--json")
+    run = run_plugin(*args)
+    assert run.returncode == 0, run.stdout
+    host = json.loads(run.stdout)["hosts"][0]
+    tls = host["tls"]
+    assert tls["version"] == "TLSv1.3" and tls["verified"] is True
+    assert "DNS:smtpd.test" in tls["leaf"]["names"]
+    assert tls["leaf"]["not_after"].startswith("20")  # ISO 8601
+    assert [s["name"] for s in host["steps"]][3:6] == ["starttls", "tls", "ehlo_tls"]
