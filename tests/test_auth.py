@@ -1,6 +1,7 @@
 """SMTP AUTH against the project's server, which really checks each mechanism's answer."""
 
 import base64
+import json
 import re
 
 import pytest
@@ -214,7 +215,7 @@ def _secret_pieces_in_base64(output: str, secret: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("verbosity", ["", "-v", "-vvv"])
+@pytest.mark.parametrize("verbosity", ["", "-v", "-vvv", "--json", "--json -vvv"])
 @pytest.mark.parametrize("outcome", ["accepted", "rejected and echoed by the server"])
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_no_secret_reaches_any_output_at_any_verbosity(
@@ -222,7 +223,7 @@ def test_no_secret_reaches_any_output_at_any_verbosity(
 ):
     users = USERS if outcome == "accepted" else {"alice@example.net": "something else"}
     server = auth_server(users=users, echo_credentials=True)
-    extra = (verbosity,) if verbosity else ()
+    extra = tuple(verbosity.split())
     run = run_plugin(*auth_args(server, certs, mechanism, secret_file, *extra))
     assert run.returncode == (0 if outcome == "accepted" else 2), run.stdout
     output = run.stdout + run.stderr
@@ -238,9 +239,15 @@ def test_no_secret_reaches_any_output_at_any_verbosity(
         assert any(
             line in ("C: <redacted>", f"C: AUTH {mechanism} <redacted>") for line in run.lines
         )
+    if verbosity == "--json -vvv":
+        transcript = json.loads(run.stdout)["hosts"][0]["transcript"]
+        assert any(
+            line in ("C: <redacted>", f"C: AUTH {mechanism} <redacted>") for line in transcript
+        )
     if outcome != "accepted" and mechanism != "CRAM-MD5":
         # the server echoed the secret (CRAM-MD5 never sends it): scrubbed, not shown
-        assert "<redacted>" in run.status
+        status = json.loads(run.stdout)["summary"] if "--json" in extra else run.status
+        assert "<redacted>" in status
 
 
 @pytest.mark.parametrize(
