@@ -523,7 +523,15 @@ def add_extension_options(p: argparse.ArgumentParser) -> None:
         metavar="CMD=CODES",
         help="extra command with the codes it must answer, e.g. 'VRFY postmaster=250,252'",
     )
-    a("--proxy", choices=("v1", "v2"), help="send a HAProxy PROXY header before the banner")
+    a(
+        "-r",
+        "--proxy",
+        nargs="?",
+        const="v1",
+        choices=("v1", "v2"),
+        help="send a HAProxy PROXY header before the banner (default when given bare: v1, "
+        "as check_smtp 2.4's -r)",
+    )
     a(
         "--proxy-source",
         metavar="ADDR[:PORT]",

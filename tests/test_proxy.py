@@ -84,7 +84,7 @@ def test_header_is_not_sent_without_the_option(smtp_server):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("--proxy", "v3"), "argument --proxy: invalid choice: 'v3'"),
+        (("--proxy", "v3"), "argument -r/--proxy: invalid choice: 'v3'"),
         (("--proxy-source", "192.0.2.1"), "--proxy-source needs --proxy v1 or v2"),
         (("--proxy", "v1", "--proxy-source", "mx.example.net"), "is not an IP address"),
         (("--proxy", "v1", "--proxy-source", "192.0.2.1:99999"), "port '99999'"),
@@ -104,3 +104,10 @@ def test_our_headers_parse_with_the_test_servers_independent_parser(version):
         assert parsed is not None
         assert (parsed["source_address"], parsed["source_port"]) == source
         assert (parsed["dest_address"], parsed["dest_port"]) == dest
+
+
+def test_bare_r_sends_a_v1_header_like_check_smtp(smtp_server):
+    server = smtp_server(expect_proxy=True)
+    run = run_plugin(*server_args(server, "-r"))
+    assert run.returncode == 0, run.stdout
+    assert server.proxy_headers[0]["version"] == 1
