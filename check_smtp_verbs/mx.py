@@ -117,16 +117,16 @@ def lookup(settings: Settings, resolver: dns.resolver.Resolver, deadline: Deadli
         return failed("unknown", f"cannot get {asking}: {_failure(exc)}")
     except dns.exception.DNSException as exc:
         return failed("unknown", f"cannot get {asking}: {exc}")
-    hosts = {
-        MxHost(record.exchange.to_text(omit_final_dot=True).lower(), record.preference)
-        for record in records
-        if record.exchange != dns.name.root
-    }
-    if not hosts:
+    best: dict[str, int] = {}  # a host listed twice is walked once, at its best preference
+    for record in records:
+        if record.exchange != dns.name.root:
+            name = record.exchange.to_text(omit_final_dot=True).lower()
+            best[name] = min(record.preference, best.get(name, record.preference))
+    if not best:
         return failed(
             "critical", f"{domain} has a null MX (RFC 7505): it declares that it accepts no mail"
         )
-    ordered = sorted(hosts, key=lambda h: (h.preference, h.name))
+    ordered = sorted((MxHost(n, p) for n, p in best.items()), key=lambda h: (h.preference, h.name))
     return Lookup(domain, tuple(ordered), clock() - started)
 
 

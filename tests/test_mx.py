@@ -256,3 +256,16 @@ def test_timeout_state_ok_still_names_the_host_that_timed_out(mx_hosts):
     run = run_plugin("--mx", DOMAIN, *args, "-t", "0.5:ok")
     assert run.returncode == 0
     assert run.status.endswith("; mx2.example.test: timeout after 0.5s waiting for the banner")
+
+
+def test_a_host_listed_twice_is_walked_once_at_its_best_preference(mx_hosts):
+    records = {
+        DOMAIN: {"MX": ["20 mx1.example.test.", "10 MX1.example.test.", "30 mx2.example.test."]},
+        "mx1.example.test": {"A": ["127.0.0.2"]},
+        "mx2.example.test": {"A": ["127.0.0.3"]},
+    }
+    _, servers, args = mx_hosts(None, None, records=records)
+    run = run_plugin("--mx", DOMAIN, *args)
+    assert run.returncode == 0, run.stdout
+    assert "2 of 2 MX hosts OK: mx1.example.test (10), mx2.example.test (30)" in run.status
+    assert [server.connections for server in servers] == [1, 1]
