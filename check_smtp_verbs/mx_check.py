@@ -16,7 +16,13 @@ from nagiosplugin.state import ServiceState
 from check_smtp_verbs import mx
 from check_smtp_verbs.resource import metrics
 from check_smtp_verbs.settings import Settings
-from check_smtp_verbs.summary import clean, reply_problem, step_lines, transcript_lines
+from check_smtp_verbs.summary import (
+    clean,
+    reply_problem,
+    step_lines,
+    tls_lines,
+    transcript_lines,
+)
 
 _UNSAFE_LABEL = re.compile(r"[^A-Za-z0-9.-]")
 DNS_STATES: dict[str, ServiceState] = {
@@ -163,6 +169,7 @@ class MxSummary(nagiosplugin.Summary):
             preference = "" if host.preference is None else f" (MX {host.preference})"
             lines.append(f"{host.name}{preference}: {str(states[host.name]).upper()}")
             lines += step_lines(host_walk.walk, results, prefix(host.name))
+            lines += tls_lines(host_walk.walk)
             if self.verbosity >= 3:
                 lines += transcript_lines(host_walk.walk)
         return lines

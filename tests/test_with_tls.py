@@ -56,3 +56,5 @@ def test_every_mx_host_gets_its_own_tls_handshake_and_certificate_days(mx_hosts,
     assert "2 of 2 MX hosts OK" in run.status
     assert {"mx1.example.test_cert_days", "mx2.example.test_tls"} <= set(run.perfdata)
     assert all(server.tls_versions == ["TLSv1.3"] for server in servers)
+    verbose = run_plugin("--mx", MX_DOMAIN, *args, "-S", "--insecure", "-v")
+    assert sum("not verified (--insecure)" in line for line in verbose.lines) == 2  # per host
