@@ -14,6 +14,10 @@ from tests.postfix import PrivatePostfix, find_postfix
 from tests.schedulers import find_program
 from tests.smtpd import Script, SMTPTestServer
 
+# The benchmarks measure and report (python3 -m tests.bench); they assert nothing in
+# the test run, where shared, noisy CPUs would make any timing target flaky.
+collect_ignore = ["bench"]
+
 
 @pytest.fixture
 def smtp_server() -> Iterator[Callable[..., SMTPTestServer]]:

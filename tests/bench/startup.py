@@ -1,0 +1,149 @@
+"""Part 1: what one check costs as a whole process, next to its floor and check_smtp.
+
+Every command is a fresh process, as under Nagios or Icinga.  The commands are run
+round-robin (one of each per round) rather than one after another, so a burst of load
+from a neighbour skews all of them alike instead of one of them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from typing import NamedTuple
+
+from tests.bench.cost import Cost, Launcher
+from tests.bench.install import Installation
+from tests.bench.table import Figure, median, mib, ms, relative
+
+PART = "1 cost"
+CHECK_SMTP = "/usr/lib/nagios/plugins/check_smtp"
+SENDER = "probe@verbs.test"
+RECIPIENT = "postmaster@verbs.test"
+CPU_WALL_FACTOR = 1.15
+RSS_FACTOR = 1.10
+FLOOR_CODE = "import nagiosplugin, smtplib"
+
+
+class Command(NamedTuple):
+    name: str
+    argv: list[str]
+    ok: Callable[[Cost], bool]  # did it do what we meant to measure?
+
+
+class Medians(NamedTuple):
+    wall: float
+    cpu: float
+    rss: float
+
+
+def find_check_smtp() -> str | None:
+    return shutil.which("check_smtp", path=f"{CHECK_SMTP.rsplit('/', 1)[0]}")
+
+
+def commands(install: Installation, host: str, port: int) -> list[Command]:
+    py = install.python
+    plugin = install.script("check_smtp_verbs")
+    found = [
+        Command("python -c pass", [py, "-c", "pass"], lambda c: c.status == 0),
+        Command(
+            f"floor: python -c '{FLOOR_CODE}'", [py, "-c", FLOOR_CODE], lambda c: c.status == 0
+        ),
+        Command(
+            "check_smtp_verbs banner→EHLO→MAIL→RCPT→QUIT",
+            [plugin, "-H", host, "-p", str(port), "-f", SENDER, "--rcpt", RECIPIENT],
+            lambda c: (
+                c.status == 0 and c.stdout.startswith("SMTP_VERBS OK") and "RCPT 250" in c.stdout
+            ),
+        ),
+        Command("check_smtp_verbs --help", [plugin, "--help"], lambda c: c.status == 0),
+        Command(
+            "check_smtp_verbs option error",
+            [plugin, "-H", host, "-p", "99999"],
+            lambda c: c.status == 3 and c.stdout.startswith("SMTP_VERBS UNKNOWN - --port"),
+        ),
+    ]
+    check_smtp = find_check_smtp()
+    if check_smtp is not None:
+        found.append(
+            Command(
+                "C check_smtp -f … -C 'RCPT TO:<…>' -R 250",
+                [
+                    check_smtp,
+                    "-H",
+                    host,
+                    "-p",
+                    str(port),
+                    "-f",
+                    SENDER,
+                    "-C",
+                    f"RCPT TO:<{RECIPIENT}>",
+                    "-R",
+                    "250",
+                ],
+                lambda c: c.status == 0 and c.stdout.startswith("SMTP OK"),
+            )
+        )
+    return found
+
+
+def measure(
+    launcher: Launcher, install: Installation, host: str, port: int, runs: int, warmup: int
+) -> tuple[dict[str, Medians], list[str]]:
+    todo = commands(install, host, port)
+    costs: dict[str, list[Cost]] = {c.name: [] for c in todo}
+    for round_number in range(warmup + runs):
+        for command in todo:
+            cost = launcher.run(command.argv, env=install.env)
+            if not command.ok(cost):
+                raise RuntimeError(
+                    f"{command.name} did not do what is measured (exit {cost.status}):\n"
+                    f"{' '.join(command.argv)}\n{cost.stdout}"
+                )
+            if round_number >= warmup:
+                costs[command.name].append(cost)
+    medians = {
+        name: Medians(
+            median(c.wall for c in found),
+            median(c.cpu for c in found),
+            median(c.rss for c in found),
+        )
+        for name, found in costs.items()
+    }
+    return medians, [c.name for c in todo]
+
+
+def figures(medians: dict[str, Medians]) -> list[Figure]:
+    names = list(medians)
+    bare, floor, check, help_, error = (medians[n] for n in names[:5])
+    out = [
+        Figure(PART, names[0], f"{ms(bare.wall)} wall, {ms(bare.cpu)} CPU, {mib(bare.rss)}"),
+        Figure(PART, names[1], f"{ms(floor.wall)} wall, {ms(floor.cpu)} CPU, {mib(floor.rss)}"),
+    ]
+    for name, m in ((names[2], check), (names[3], help_), (names[4], error)):
+        out += [
+            relative(PART, f"{name}: wall", m.wall, floor.wall, CPU_WALL_FACTOR, ms(m.wall)),
+            relative(PART, f"{name}: CPU", m.cpu, floor.cpu, CPU_WALL_FACTOR, ms(m.cpu)),
+            relative(PART, f"{name}: peak RSS", m.rss, floor.rss, RSS_FACTOR, mib(m.rss)),
+        ]
+    if len(names) > 5:
+        c = medians[names[5]]
+        out.append(Figure(PART, names[5], f"{ms(c.wall)} wall, {ms(c.cpu)} CPU, {mib(c.rss)}"))
+        for what, mine, theirs, shown in (
+            ("wall", check.wall, c.wall, ms(check.wall)),
+            ("CPU", check.cpu, c.cpu, ms(check.cpu)),
+            ("peak RSS", check.rss, c.rss, mib(check.rss)),
+        ):
+            out.append(
+                Figure(
+                    PART,
+                    f"check_smtp_verbs vs C check_smtp: {what}",
+                    shown,
+                    "",
+                    mine / theirs,
+                    None,
+                    "info",
+                )
+            )
+    else:
+        out.append(Figure(PART, "C check_smtp", "-", "", None, None, "skipped: not installed"))
+    return out
