@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 
 from tests.bench import accuracy, fanout, notifier, startup
@@ -146,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         f"its own peak RSS {launcher.rss_floor / 1024:.1f} MiB",
         "",
     ]
+    legend = [""] + [
+        textwrap.fill(text, 100, subsequent_indent="   ")
+        for part, text in ((1, startup.LEGEND),)
+        if part in args.parts
+    ]
     print(render(figures, header))
+    print("\n".join(legend))
     return 1 if any(f.passed is False for f in figures) else 0
 
 

@@ -22,6 +22,13 @@ RECIPIENT = "postmaster@verbs.test"
 CPU_WALL_FACTOR = 1.15
 RSS_FACTOR = 1.10
 FLOOR_CODE = "import nagiosplugin, smtplib"
+LEGEND = (
+    f"1: floor = python -c '{FLOOR_CODE}' (same interpreter); check = the check_smtp_verbs "
+    "console script of a compiled copy of this checkout, -f probe@verbs.test --rcpt "
+    "postmaster@verbs.test against a private Postfix (banner, EHLO, MAIL, RCPT, QUIT); "
+    "--help; option error = -p 99999 (exit 3); C check_smtp = Debian's check_smtp -f ... "
+    "-C 'RCPT TO:<...>' -R 250, the same conversation."
+)
 
 
 class Command(NamedTuple):
@@ -45,19 +52,17 @@ def commands(install: Installation, host: str, port: int) -> list[Command]:
     plugin = install.script("check_smtp_verbs")
     found = [
         Command("python -c pass", [py, "-c", "pass"], lambda c: c.status == 0),
+        Command("floor", [py, "-c", FLOOR_CODE], lambda c: c.status == 0),
         Command(
-            f"floor: python -c '{FLOOR_CODE}'", [py, "-c", FLOOR_CODE], lambda c: c.status == 0
-        ),
-        Command(
-            "check_smtp_verbs banner→EHLO→MAIL→RCPT→QUIT",
+            "check",
             [plugin, "-H", host, "-p", str(port), "-f", SENDER, "--rcpt", RECIPIENT],
             lambda c: (
                 c.status == 0 and c.stdout.startswith("SMTP_VERBS OK") and "RCPT 250" in c.stdout
             ),
         ),
-        Command("check_smtp_verbs --help", [plugin, "--help"], lambda c: c.status == 0),
+        Command("--help", [plugin, "--help"], lambda c: c.status == 0),
         Command(
-            "check_smtp_verbs option error",
+            "option error",
             [plugin, "-H", host, "-p", "99999"],
             lambda c: c.status == 3 and c.stdout.startswith("SMTP_VERBS UNKNOWN - --port"),
         ),
@@ -66,7 +71,7 @@ def commands(install: Installation, host: str, port: int) -> list[Command]:
     if check_smtp is not None:
         found.append(
             Command(
-                "C check_smtp -f … -C 'RCPT TO:<…>' -R 250",
+                "C check_smtp",
                 [
                     check_smtp,
                     "-H",
@@ -112,38 +117,37 @@ def measure(
     return medians, [c.name for c in todo]
 
 
+def _three(name: str, m: Medians) -> list[Figure]:
+    return [
+        Figure(PART, f"{name}: wall", ms(m.wall)),
+        Figure(PART, f"{name}: CPU", ms(m.cpu)),
+        Figure(PART, f"{name}: peak RSS", mib(m.rss)),
+    ]
+
+
 def figures(medians: dict[str, Medians]) -> list[Figure]:
+    """Context rows (no target), then the plugin's rows against the floor, then
+    check_smtp's, whose ratio column is check_smtp_verbs ÷ check_smtp."""
     names = list(medians)
     bare, floor, check, help_, error = (medians[n] for n in names[:5])
-    out = [
-        Figure(PART, names[0], f"{ms(bare.wall)} wall, {ms(bare.cpu)} CPU, {mib(bare.rss)}"),
-        Figure(PART, names[1], f"{ms(floor.wall)} wall, {ms(floor.cpu)} CPU, {mib(floor.rss)}"),
-    ]
+    out = _three(names[0], bare) + _three(names[1], floor)
     for name, m in ((names[2], check), (names[3], help_), (names[4], error)):
         out += [
             relative(PART, f"{name}: wall", m.wall, floor.wall, CPU_WALL_FACTOR, ms(m.wall)),
             relative(PART, f"{name}: CPU", m.cpu, floor.cpu, CPU_WALL_FACTOR, ms(m.cpu)),
             relative(PART, f"{name}: peak RSS", m.rss, floor.rss, RSS_FACTOR, mib(m.rss)),
         ]
+    out.append(
+        Figure(PART, f"{names[2]} - floor: CPU", f"{(check.cpu - floor.cpu) * 1000:+.1f} ms")
+    )
     if len(names) > 5:
-        c = medians[names[5]]
-        out.append(Figure(PART, names[5], f"{ms(c.wall)} wall, {ms(c.cpu)} CPU, {mib(c.rss)}"))
-        for what, mine, theirs, shown in (
-            ("wall", check.wall, c.wall, ms(check.wall)),
-            ("CPU", check.cpu, c.cpu, ms(check.cpu)),
-            ("peak RSS", check.rss, c.rss, mib(check.rss)),
+        theirs = medians[names[5]]
+        for row, mine, their in zip(
+            _three(names[5], theirs),
+            (check.wall, check.cpu, check.rss),
+            (theirs.wall, theirs.cpu, theirs.rss),
         ):
-            out.append(
-                Figure(
-                    PART,
-                    f"check_smtp_verbs vs C check_smtp: {what}",
-                    shown,
-                    "",
-                    mine / theirs,
-                    None,
-                    "info",
-                )
-            )
+            out.append(row._replace(target="(ratio: ours ÷ theirs)", ratio=mine / their))
     else:
-        out.append(Figure(PART, "C check_smtp", "-", "", None, None, "skipped: not installed"))
+        out.append(Figure(PART, "C check_smtp", "-", note="skipped: not installed"))
     return out
