@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import compileall
 import configparser
+import json
 import os
 import shutil
 import subprocess
@@ -54,7 +55,7 @@ class Installation:
     def __init__(self, prefix: Path) -> None:
         self.prefix = prefix
         self.python = sys.executable  # the real interpreter, not a pyenv shim script
-        lib = prefix / "lib"
+        lib = self.lib = prefix / "lib"
         bin_dir = prefix / "bin"
         bin_dir.mkdir(parents=True)
         shutil.copytree(ROOT / PACKAGE, lib / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
@@ -72,6 +73,11 @@ class Installation:
             [str(lib), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
         self._check_imports_the_copy(lib)
+        self.site_packages: list[str] = json.loads(
+            self.run_text(
+                [self.python, "-c", "import json, site; print(json.dumps(site.getsitepackages()))"]
+            )
+        )
 
     def script(self, name: str) -> str:
         if name not in self.scripts:

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Callable
 from typing import NamedTuple
 
-from tests.bench.cost import Cost, Launcher
+from tests.bench.cost import HERE, Cost, Launcher
 from tests.bench.install import Installation
 from tests.bench.table import Figure, median, mib, ms, relative
 
@@ -27,7 +27,9 @@ LEGEND = (
     "console script of a compiled copy of this checkout, -f probe@verbs.test --rcpt "
     "postmaster@verbs.test against a private Postfix (banner, EHLO, MAIL, RCPT, QUIT); "
     "--help; option error = -p 99999 (exit 3); C check_smtp = Debian's check_smtp -f ... "
-    "-C 'RCPT TO:<...>' -R 250, the same conversation."
+    "-C 'RCPT TO:<...>' -R 250, the same conversation; minimal nagiosplugin plugin = "
+    "tests/bench/minimal_plugin.py, the same walk in the idiom's fewest lines; python -S = "
+    "without site (no .pth hooks), the package and site-packages put on sys.path by hand."
 )
 
 
@@ -50,6 +52,7 @@ def find_check_smtp() -> str | None:
 def commands(install: Installation, host: str, port: int) -> list[Command]:
     py = install.python
     plugin = install.script("check_smtp_verbs")
+    walk = ["-H", host, "-p", str(port), "-f", SENDER, "--rcpt", RECIPIENT]
     found = [
         Command("python -c pass", [py, "-c", "pass"], lambda c: c.status == 0),
         Command("floor", [py, "-c", FLOOR_CODE], lambda c: c.status == 0),
@@ -65,6 +68,25 @@ def commands(install: Installation, host: str, port: int) -> list[Command]:
             "option error",
             [plugin, "-H", host, "-p", "99999"],
             lambda c: c.status == 3 and c.stdout.startswith("SMTP_VERBS UNKNOWN - --port"),
+        ),
+    ]
+    found.append(
+        Command(
+            "minimal nagiosplugin plugin",
+            [py, str(HERE / "minimal_plugin.py"), *walk],
+            lambda c: c.status == 0 and c.stdout.startswith("WALK OK"),
+        )
+    )
+    # The same two without site: no .pth hooks, which on some machines import typing,
+    # pathlib and more before the first line of any program (see the README).
+    lean = f"import sys; sys.path[:0] = {[str(install.lib), *install.site_packages]!r}; "
+    check_code = "from check_smtp_verbs.cli import main; sys.exit(main())"
+    found += [
+        Command("floor, python -S", [py, "-S", "-c", lean + FLOOR_CODE], lambda c: c.status == 0),
+        Command(
+            "check, python -S",
+            [py, "-S", "-c", lean + check_code, *walk],
+            lambda c: c.status == 0 and c.stdout.startswith("SMTP_VERBS OK"),
         ),
     ]
     check_smtp = find_check_smtp()
@@ -126,24 +148,45 @@ def _three(name: str, m: Medians) -> list[Figure]:
 
 
 def figures(medians: dict[str, Medians]) -> list[Figure]:
-    """Context rows (no target), then the plugin's rows against the floor, then
-    check_smtp's, whose ratio column is check_smtp_verbs ÷ check_smtp."""
-    names = list(medians)
-    bare, floor, check, help_, error = (medians[n] for n in names[:5])
-    out = _three(names[0], bare) + _three(names[1], floor)
-    for name, m in ((names[2], check), (names[3], help_), (names[4], error)):
+    """Context rows (no target), the plugin's rows against the floor, the same without
+    site (ratio against the floor without site, for information), then check_smtp's,
+    whose ratio column is check_smtp_verbs ÷ check_smtp."""
+    floor, check = medians["floor"], medians["check"]
+    out = _three("python -c pass", medians["python -c pass"]) + _three("floor", floor)
+    for name in ("check", "--help", "option error"):
+        m = medians[name]
         out += [
             relative(PART, f"{name}: wall", m.wall, floor.wall, CPU_WALL_FACTOR, ms(m.wall)),
             relative(PART, f"{name}: CPU", m.cpu, floor.cpu, CPU_WALL_FACTOR, ms(m.cpu)),
             relative(PART, f"{name}: peak RSS", m.rss, floor.rss, RSS_FACTOR, mib(m.rss)),
         ]
+    out.append(Figure(PART, "check - floor: CPU", f"{(check.cpu - floor.cpu) * 1000:+.1f} ms"))
+    minimal = medians["minimal nagiosplugin plugin"]
+    for row, value, base in zip(
+        _three("minimal nagiosplugin plugin", minimal),
+        (minimal.wall, minimal.cpu, minimal.rss),
+        (floor.wall, floor.cpu, floor.rss),
+    ):
+        out.append(row._replace(target="(ratio: ÷ floor)", ratio=value / base))
+    lean_floor, lean_check = medians["floor, python -S"], medians["check, python -S"]
+    out += _three("floor, python -S", lean_floor)
+    for row, mine, base in zip(
+        _three("check, python -S", lean_check),
+        (lean_check.wall, lean_check.cpu, lean_check.rss),
+        (lean_floor.wall, lean_floor.cpu, lean_floor.rss),
+    ):
+        out.append(row._replace(target="(ratio: ÷ floor, python -S)", ratio=mine / base))
     out.append(
-        Figure(PART, f"{names[2]} - floor: CPU", f"{(check.cpu - floor.cpu) * 1000:+.1f} ms")
+        Figure(
+            PART,
+            "check - floor, python -S: CPU",
+            f"{(lean_check.cpu - lean_floor.cpu) * 1000:+.1f} ms",
+        )
     )
-    if len(names) > 5:
-        theirs = medians[names[5]]
+    if "C check_smtp" in medians:
+        theirs = medians["C check_smtp"]
         for row, mine, their in zip(
-            _three(names[5], theirs),
+            _three("C check_smtp", theirs),
             (check.wall, check.cpu, check.rss),
             (theirs.wall, theirs.cpu, theirs.rss),
         ):
