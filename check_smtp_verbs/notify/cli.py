@@ -387,7 +387,7 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
 
     try:
         settings = settings_from(argv, environ)
-        moment = now(environ)
+        now(environ)  # a bad test clock is bad input, refused before anything is locked
         notification, check_state = notification_for(settings, environ)
     except (UsageError, standalone.CannotRun) as exc:
         _complain(f"error: {exc}")
@@ -397,7 +397,10 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     store = throttle.StateFile(settings.state_file)
     try:
         with store.locked(settings.timeout + 5):
-            return _locked_run(settings, notification, check_state, key, store, moment)
+            # The clock is read under the lock.  Read before it, a run that waited while
+            # another one sent and recorded would find that record later than its own
+            # "now", outside the window, and send a second message.
+            return _locked_run(settings, notification, check_state, key, store, now(environ))
     except throttle.LockTimeout as exc:
         _complain(f"error: {exc}")
         return EXIT_FAILED
@@ -405,7 +408,7 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
         # No usable state directory: never lose the alert over it.  Send unthrottled,
         # then report the set-up problem with exit 3.
         _complain(f"{exc}; sending without the throttle")
-        code = _locked_run(settings, notification, check_state, key, None, moment)
+        code = _locked_run(settings, notification, check_state, key, None, now(environ))
         return code if code != EXIT_DONE or settings.dry_run else EXIT_BAD_INPUT
 
 
