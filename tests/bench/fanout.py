@@ -55,13 +55,12 @@ def dns_server() -> Iterator[str]:
     """A loopback DNS server answering for DOMAIN; yields the value for --resolver."""
     from tests.dnsd import DNSTestServer
 
-    records: dict[str, dict[str, list[str]]] = {
-        DOMAIN: {"MX": [f"{10 * n} mx{n}.{DOMAIN}." for n in range(1, HOSTS + 1)]}
-    }
+    server = DNSTestServer()
+    server.add(DOMAIN, "MX", [f"{10 * n} mx{n}.{DOMAIN}." for n in range(1, HOSTS + 1)])
     for n, address in enumerate(ADDRESSES, start=1):
-        records[f"mx{n}.{DOMAIN}"] = {"A": [address]}
-    with DNSTestServer(records, zone=DOMAIN) as server:
-        yield server.resolver
+        server.add(f"mx{n}.{DOMAIN}", "A", [address])
+    with server:
+        yield server.address
 
 
 def available(install: Installation) -> str | None:
