@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             with stack:
                 host, port, server_text = server_for_part_1(stack)
                 medians, _ = startup.measure(launcher, install, host, port, args.runs, args.warmup)
-            figures += startup.figures(medians)
+                figures += startup.figures(medians)
+                figures += startup.phase_figures(install, host, port, args.runs)
             floor_cpu = medians[list(medians)[1]].cpu
         if 2 in args.parts or 3 in args.parts:
             found = accuracy.measure(install, args.slow_runs, args.warmup)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from tests.bench.cost import HERE, Cost, Launcher
 from tests.bench.install import Installation
+from tests.bench.phases import PHASES
 from tests.bench.table import Figure, median, mib, ms, relative
 
 PART = "1 cost"
@@ -29,7 +30,9 @@ LEGEND = (
     "--help; option error = -p 99999 (exit 3); C check_smtp = Debian's check_smtp -f ... "
     "-C 'RCPT TO:<...>' -R 250, the same conversation; minimal nagiosplugin plugin = "
     "tests/bench/minimal_plugin.py, the same walk in the idiom's fewest lines; python -S = "
-    "without site (no .pth hooks), the package and site-packages put on sys.path by hand."
+    "without site (no .pth hooks), the package and site-packages put on sys.path by hand. "
+    "CPU in the check: time.process_time() around each phase inside the check "
+    "(tests/bench/phases.py): " + "; ".join(f"{name} = {what}" for name, what in PHASES) + "."
 )
 
 
@@ -193,4 +196,45 @@ def figures(medians: dict[str, Medians]) -> list[Figure]:
             out.append(row._replace(target="(ratio: ours ÷ theirs)", ratio=mine / their))
     else:
         out.append(Figure(PART, "C check_smtp", "-", note="skipped: not installed"))
+    return out
+
+
+def phase_figures(install: Installation, host: str, port: int, runs: int) -> list[Figure]:
+    """CPU per phase inside the check (tests/bench/phases.py), with site and with -S."""
+    import subprocess
+    from collections import defaultdict
+
+    script = str(HERE / "phases.py")
+    walk = ["-H", host, "-p", str(port), "-f", SENDER, "--rcpt", RECIPIENT]
+    lean = f"import sys; sys.path[:0] = {[str(install.lib), *install.site_packages]!r}; "
+    # exec, not runpy: runpy's own imports would hide what the check imports
+    run_script = (
+        f"exec(compile(open({script!r}).read(), {script!r}, 'exec'), {{'__name__': '__main__'}})"
+    )
+    modes = {
+        "site": [install.python, script, *walk],
+        "-S": [install.python, "-S", "-c", lean + run_script, *walk],
+    }
+    found: dict[str, dict[int, list[float]]] = {mode: defaultdict(list) for mode in modes}
+    for _ in range(runs):
+        for mode, argv in modes.items():
+            done = subprocess.run(
+                argv,
+                env=install.env,
+                cwd=install.prefix,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            for field in done.stderr.split():
+                number, _, value = field.partition("=")
+                found[mode][int(number)].append(float(value) / 1000)
+    out = []
+    for number, (name, _) in enumerate(PHASES):
+        with_site, without = median(found["site"][number]), median(found["-S"][number])
+        out.append(Figure(PART, f"CPU in the check: {name}", ms(with_site), f"-S: {ms(without)}"))
+    beyond = [sum(median(found[mode][n]) for n in range(1, len(PHASES))) for mode in modes]
+    out.append(
+        Figure(PART, "CPU in the check beyond the floor", ms(beyond[0]), f"-S: {ms(beyond[1])}")
+    )
     return out
