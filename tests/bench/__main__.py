@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 medians, _ = startup.measure(launcher, install, host, port, args.runs, args.warmup)
                 figures += startup.figures(medians)
                 figures += startup.phase_figures(install, host, port, args.runs)
-            floor_cpu = medians[list(medians)[1]].cpu
+            floor_cpu = medians["floor"].cpu
         if 2 in args.parts or 3 in args.parts:
             found = accuracy.measure(install, args.slow_runs, args.warmup)
             figures += [f for f in found if int(f.part.split()[0]) in args.parts]
