@@ -19,7 +19,7 @@ from collections.abc import Callable
 from tests.bench import accuracy, fanout, notifier, startup
 from tests.bench.cost import Launcher, load, make_workdir, remove_workdir
 from tests.bench.install import Installation
-from tests.bench.table import Figure, render
+from tests.bench.table import Figure, median, render
 from tests.smtpd import Script, SMTPTestServer
 
 PARTS = {
@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         if 1 in args.parts:
             with stack:
                 host, port, server_text = server_for_part_1(stack)
-                medians, _ = startup.measure(launcher, install, host, port, args.runs, args.warmup)
-                figures += startup.figures(medians)
+                costs = startup.measure(launcher, install, host, port, args.runs, args.warmup)
+                figures += startup.figures(costs)
                 figures += startup.phase_figures(install, host, port, args.runs)
-            floor_cpu = medians["floor"].cpu
+            floor_cpu = median(c.cpu for c in costs["floor"])
         if 2 in args.parts or 3 in args.parts:
             found = accuracy.measure(install, args.slow_runs, args.warmup)
             figures += [f for f in found if int(f.part.split()[0]) in args.parts]
@@ -158,8 +158,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def floor_cpu_alone(launcher: Launcher, install: Installation) -> float:
     """The floor's CPU time when part 1 did not run (for the notifier's storm line)."""
-    from tests.bench.table import median
-
     argv = [install.python, "-c", startup.FLOOR_CODE]
     return median(launcher.run(argv, env=install.env).cpu for _ in range(5))
 

@@ -31,6 +31,7 @@ STORM_LIMIT = 3.0
 FACTOR = 1.2
 TO = "0419999999@sms.example.net"
 FROM = "mailserverwarning@example.net"
+QUANTITIES = (("wall", "wall", ms), ("CPU", "cpu", ms), ("peak RSS", "rss", mib))
 
 
 def available(install: Installation) -> str | None:
@@ -165,35 +166,25 @@ def measure(
             if number >= warmup:
                 for name, cost in found.items():
                     costs[name].append(cost)
-    floor = {k: median(getattr(c, k) for c in costs["floor"]) for k in ("wall", "cpu", "rss")}
-    figures.append(
+    floor = costs["floor"]
+    figures += [
         Figure(
             PART,
-            "floor (measured alongside)",
-            f"{ms(floor['wall'])} wall, {ms(floor['cpu'])} CPU, {mib(floor['rss'])}",
+            f"floor (measured alongside): {label}",
+            shown(median(getattr(c, what) for c in floor)),
         )
-    )
+        for label, what, shown in QUANTITIES
+    ]
     for name in ("sent", "suppressed"):
-        mine = {k: median(getattr(c, k) for c in costs[name]) for k in ("wall", "cpu", "rss")}
         figures += [
             relative(
                 PART,
-                f"one alert, {name}: wall",
-                mine["wall"],
-                floor["wall"],
+                f"one alert, {name}: {label}",
+                [getattr(c, what) for c in costs[name]],
+                [getattr(c, what) for c in floor],
                 FACTOR,
-                ms(mine["wall"]),
-            ),
-            relative(
-                PART, f"one alert, {name}: CPU", mine["cpu"], floor["cpu"], FACTOR, ms(mine["cpu"])
-            ),
-            relative(
-                PART,
-                f"one alert, {name}: peak RSS",
-                mine["rss"],
-                floor["rss"],
-                FACTOR,
-                mib(mine["rss"]),
-            ),
+                shown,
+            )
+            for label, what, shown in QUANTITIES
         ]
     return figures

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from tests.bench.cost import HERE, Cost, Launcher
 from tests.bench.install import Installation
 from tests.bench.phases import PHASES
-from tests.bench.table import Figure, median, mib, ms, relative
+from tests.bench.table import Figure, median, mib, ms, paired_ratio, relative
 
 PART = "1 cost"
 CHECK_SMTP = "/usr/lib/nagios/plugins/check_smtp"
@@ -40,12 +40,6 @@ class Command(NamedTuple):
     name: str
     argv: list[str]
     ok: Callable[[Cost], bool]  # did it do what we meant to measure?
-
-
-class Medians(NamedTuple):
-    wall: float
-    cpu: float
-    rss: float
 
 
 def find_check_smtp() -> str | None:
@@ -116,11 +110,14 @@ def commands(install: Installation, host: str, port: int) -> list[Command]:
     return found
 
 
+Costs = dict[str, list[Cost]]  # command name -> one Cost per measured round
+
+
 def measure(
     launcher: Launcher, install: Installation, host: str, port: int, runs: int, warmup: int
-) -> tuple[dict[str, Medians], list[str]]:
+) -> Costs:
     todo = commands(install, host, port)
-    costs: dict[str, list[Cost]] = {c.name: [] for c in todo}
+    costs: Costs = {c.name: [] for c in todo}
     for round_number in range(warmup + runs):
         for command in todo:
             cost = launcher.run(command.argv, env=install.env)
@@ -131,69 +128,79 @@ def measure(
                 )
             if round_number >= warmup:
                 costs[command.name].append(cost)
-    medians = {
-        name: Medians(
-            median(c.wall for c in found),
-            median(c.cpu for c in found),
-            median(c.rss for c in found),
-        )
-        for name, found in costs.items()
-    }
-    return medians, [c.name for c in todo]
+    return costs
 
 
-def _three(name: str, m: Medians) -> list[Figure]:
+def _values(found: list[Cost], what: str) -> list[float]:
+    return [float(getattr(c, what)) for c in found]
+
+
+_QUANTITIES = (("wall", "wall", ms), ("CPU", "cpu", ms), ("peak RSS", "rss", mib))
+
+
+def _context(name: str, found: list[Cost]) -> list[Figure]:
     return [
-        Figure(PART, f"{name}: wall", ms(m.wall)),
-        Figure(PART, f"{name}: CPU", ms(m.cpu)),
-        Figure(PART, f"{name}: peak RSS", mib(m.rss)),
+        Figure(PART, f"{name}: {label}", shown(median(_values(found, what))))
+        for label, what, shown in _QUANTITIES
     ]
 
 
-def figures(medians: dict[str, Medians]) -> list[Figure]:
-    """Context rows (no target), the plugin's rows against the floor, the same without
-    site (ratio against the floor without site, for information), then check_smtp's,
-    whose ratio column is check_smtp_verbs ÷ check_smtp."""
-    floor, check = medians["floor"], medians["check"]
-    out = _three("python -c pass", medians["python -c pass"]) + _three("floor", floor)
+def _against(
+    name: str, found: list[Cost], base: list[Cost], base_name: str, targets: bool
+) -> list[Figure]:
+    """Rows of one command against a reference measured in the same rounds; with
+    ``targets`` the issue's factors apply, else the ratio is shown for information."""
+    out = []
+    for label, what, shown in _QUANTITIES:
+        values, references = _values(found, what), _values(base, what)
+        if targets:
+            factor = RSS_FACTOR if what == "rss" else CPU_WALL_FACTOR
+            out.append(
+                relative(PART, f"{name}: {label}", values, references, factor, shown, base_name)
+            )
+        else:
+            out.append(
+                Figure(
+                    PART,
+                    f"{name}: {label}",
+                    shown(median(values)),
+                    f"(ratio: ÷ {base_name})",
+                    paired_ratio(values, references),
+                )
+            )
+    return out
+
+
+def _extra_cpu(name: str, found: list[Cost], base: list[Cost]) -> Figure:
+    extra = median(a.cpu - b.cpu for a, b in zip(found, base))
+    return Figure(PART, f"{name}: CPU beyond the floor", f"{extra * 1000:+.1f} ms")
+
+
+def figures(costs: Costs) -> list[Figure]:
+    """Context rows (no target), the plugin against the floor, the minimal plugin and
+    the same without site (ratios for information), then check_smtp, whose ratio is
+    check_smtp_verbs ÷ check_smtp."""
+    floor, check = costs["floor"], costs["check"]
+    out = _context("python -c pass", costs["python -c pass"]) + _context("floor", floor)
     for name in ("check", "--help", "option error"):
-        m = medians[name]
-        out += [
-            relative(PART, f"{name}: wall", m.wall, floor.wall, CPU_WALL_FACTOR, ms(m.wall)),
-            relative(PART, f"{name}: CPU", m.cpu, floor.cpu, CPU_WALL_FACTOR, ms(m.cpu)),
-            relative(PART, f"{name}: peak RSS", m.rss, floor.rss, RSS_FACTOR, mib(m.rss)),
-        ]
-    out.append(Figure(PART, "check - floor: CPU", f"{(check.cpu - floor.cpu) * 1000:+.1f} ms"))
-    minimal = medians["minimal nagiosplugin plugin"]
-    for row, value, base in zip(
-        _three("minimal nagiosplugin plugin", minimal),
-        (minimal.wall, minimal.cpu, minimal.rss),
-        (floor.wall, floor.cpu, floor.rss),
-    ):
-        out.append(row._replace(target="(ratio: ÷ floor)", ratio=value / base))
-    lean_floor, lean_check = medians["floor, python -S"], medians["check, python -S"]
-    out += _three("floor, python -S", lean_floor)
-    for row, mine, base in zip(
-        _three("check, python -S", lean_check),
-        (lean_check.wall, lean_check.cpu, lean_check.rss),
-        (lean_floor.wall, lean_floor.cpu, lean_floor.rss),
-    ):
-        out.append(row._replace(target="(ratio: ÷ floor, python -S)", ratio=mine / base))
-    out.append(
-        Figure(
-            PART,
-            "check - floor, python -S: CPU",
-            f"{(lean_check.cpu - lean_floor.cpu) * 1000:+.1f} ms",
-        )
+        out += _against(name, costs[name], floor, "floor", targets=True)
+    out.append(_extra_cpu("check", check, floor))
+    out += _against(
+        "minimal nagiosplugin plugin",
+        costs["minimal nagiosplugin plugin"],
+        floor,
+        "floor",
+        targets=False,
     )
-    if "C check_smtp" in medians:
-        theirs = medians["C check_smtp"]
-        for row, mine, their in zip(
-            _three("C check_smtp", theirs),
-            (check.wall, check.cpu, check.rss),
-            (theirs.wall, theirs.cpu, theirs.rss),
-        ):
-            out.append(row._replace(target="(ratio: ours ÷ theirs)", ratio=mine / their))
+    lean_floor, lean_check = costs["floor, python -S"], costs["check, python -S"]
+    out += _context("floor, python -S", lean_floor)
+    out += _against("check, python -S", lean_check, lean_floor, "floor, python -S", targets=False)
+    out.append(_extra_cpu("check, python -S", lean_check, lean_floor))
+    if "C check_smtp" in costs:
+        theirs = costs["C check_smtp"]
+        for row, (_, what, _) in zip(_context("C check_smtp", theirs), _QUANTITIES):
+            ratio = paired_ratio(_values(check, what), _values(theirs, what))
+            out.append(row._replace(target="(ratio: ours ÷ theirs)", ratio=ratio))
     else:
         out.append(Figure(PART, "C check_smtp", "-", note="skipped: not installed"))
     return out

@@ -2,15 +2,16 @@
 
 A figure is one measured value next to its target.  ``ratio`` is measured / limit for
 absolute targets ("within 3 ms") and measured / reference for relative ones ("≤ 1.15 ×
-the floor"), so a ratio at or under the limit column's factor passes and the reader
-sees at a glance how much room is left.  Figures without a target are context (the
-floor itself, the C check_smtp) and say "info".
+the floor", the median of the ratios of runs made side by side), so a ratio at or under
+the target's factor passes and the reader sees at a glance how much room is left.
+Figures without a target are context (the floor itself, the C check_smtp) and say
+"info".
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 
@@ -45,15 +46,35 @@ def mib(kib: float) -> str:
 def relative(
     part: str,
     name: str,
-    value: float,
-    reference: float,
+    values: Sequence[float],
+    references: Sequence[float],
     factor: float,
-    shown: str,
+    shown: Callable[[float], str],
     reference_name: str = "floor",
 ) -> Figure:
-    """A figure whose target is ``factor`` × a reference measured in the same run."""
-    ratio = value / reference
-    return Figure(part, name, shown, f"≤ {factor:g} × {reference_name}", ratio, ratio <= factor)
+    """A figure whose target is ``factor`` × a reference measured in the same rounds.
+
+    ``values[i]`` and ``references[i]`` were measured one right after the other, so the
+    ratio is the median of the per-round ratios: a burst of load that slows one round
+    slows both sides of that round's ratio and leaves the others alone.  The measured
+    column shows the median value.
+    """
+    if len(values) != len(references) or not values:
+        raise ValueError(f"{name}: {len(values)} values against {len(references)} references")
+    ratio = median(v / r for v, r in zip(values, references))
+    return Figure(
+        part,
+        name,
+        shown(median(values)),
+        f"≤ {factor:g} × {reference_name}",
+        ratio,
+        ratio <= factor,
+    )
+
+
+def paired_ratio(values: Sequence[float], references: Sequence[float]) -> float:
+    """Median of per-round ratios, for figures without a target."""
+    return median(v / r for v, r in zip(values, references))
 
 
 def absolute(part: str, name: str, value: float, limit: float, unit_ms: bool = True) -> Figure:
