@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = make_workdir()
     figures: list[Figure] = []
     load_before = load()
+    loads: dict[int, float] = {}  # 1-minute load average as each part began
     server_text = ""
     stack = contextlib.ExitStack()
     try:
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         install = Installation(workdir / "install")
         floor_cpu = 0.0
         if 1 in args.parts:
+            loads[1] = os.getloadavg()[0]
             with stack:
                 host, port, server_text = server_for_part_1(stack)
                 costs = startup.measure(launcher, install, host, port, args.runs, args.warmup)
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures += startup.phase_figures(install, host, port, args.runs)
             floor_cpu = median(c.cpu for c in costs["floor"])
         if 2 in args.parts or 3 in args.parts:
+            loads[2] = os.getloadavg()[0]
             found = accuracy.measure(install, args.slow_runs, args.warmup)
             figures += [f for f in found if int(f.part.split()[0]) in args.parts]
         optional: dict[
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             if part not in args.parts:
                 continue
             reason = why_not_yet(install)
+            if not reason:
+                loads[part] = os.getloadavg()[0]
             figures += [pending(part, reason)] if reason else run()
     except Exception as error:  # the suite's own failure: say what, keep the table so far
         print(render(figures), file=sys.stderr)
@@ -139,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         f"check_smtp_verbs benchmarks, {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
         f"commit {commit()}",
         f"python {platform.python_version()} ({install.python}), {platform.machine()}, "
-        f"{load_before} before, {load()} after",
+        f"{load_before} at the start",
+        "1-minute load as each part began: "
+        + ", ".join(f"part {part} {value:.2f}" for part, value in loads.items())
+        + (" (part 5's storms load the machine themselves)" if 5 in loads else ""),
         f"medians of {args.runs} runs ({args.slow_runs} for delays and fan-out) after "
         f"{args.warmup} warm-up runs; launcher: {launcher.kind}, "
         f"its own peak RSS {launcher.rss_floor / 1024:.1f} MiB",
