@@ -89,7 +89,7 @@ def absolute(part: str, name: str, value: float, limit: float, unit_ms: bool = T
 def render(figures: Sequence[Figure], header: Sequence[str] = ()) -> str:
     rows = [("part", "figure", "measured", "target", "ratio", "result")]
     for f in figures:
-        ratio = "" if f.ratio is None else f"{f.ratio:.2f}"
+        ratio = "" if f.ratio is None else f"{f.ratio:.3f}"
         rows.append((f.part, f.name, f.measured, f.target, ratio, f.result))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [*header]
