@@ -12,14 +12,12 @@ import argparse
 import math
 import socket
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import nagiosplugin
 
 from check_smtp_verbs import __version__, addresses
-from check_smtp_verbs import commands as command_module
 from check_smtp_verbs.codes import CodeSet
-from check_smtp_verbs.commands import Command
 from check_smtp_verbs.settings import (
     AUTH_MECHANISMS,
     DEFAULT_EXPECT,
@@ -30,6 +28,9 @@ from check_smtp_verbs.settings import (
     Secret,
     Settings,
 )
+
+if TYPE_CHECKING:  # -C/-R/--command-expect load their module only when given
+    from check_smtp_verbs.commands import Command
 
 PROG = "check_smtp_verbs"
 
@@ -547,6 +548,10 @@ def add_extension_options(p: argparse.ArgumentParser) -> None:
 
 def _commands(args: argparse.Namespace) -> tuple[Command, ...]:
     """-C and --command-expect in command-line order; the n-th -R goes with the n-th -C."""
+    if not args.commands and not args.responses:
+        return ()
+    from check_smtp_verbs import commands as command_module
+
     commands: list[Command] = []
     plain: list[int] = []
     for option, value in args.commands:

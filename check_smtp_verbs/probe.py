@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from check_smtp_verbs.codes import CodeSet
-from check_smtp_verbs.commands import reply_text
 from check_smtp_verbs.deadline import (
     AddrInfo,
     Deadline,
@@ -429,6 +428,8 @@ class Conversation:
         self.usable = True
         expected = step.expect.matches(reply.code)
         if expected and step.response is not None:
+            from check_smtp_verbs.commands import reply_text  # only -R needs it
+
             expected = step.response.search(reply_text(reply.code, reply.lines)) is not None
         lines = tuple(scrub(line) for line in reply.lines)
         return StepResult(step, reply.code, lines, wire.replied_at - sent, expected=expected)

@@ -6,12 +6,14 @@ probe, contexts and summary read only this.  Nothing unchecked gets past it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import nagiosplugin
 
 from check_smtp_verbs.codes import CodeSet
-from check_smtp_verbs.commands import Command
+
+if TYPE_CHECKING:  # only -C/-R/--command-expect load the module (cli.py)
+    from check_smtp_verbs.commands import Command
 
 # What each verb must answer when nothing else is said (RFC 5321 4.3.2).
 DEFAULT_EXPECT: dict[str, str] = {

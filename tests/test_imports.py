@@ -21,6 +21,7 @@ HEAVY = {
     "check_smtp_verbs.mx": "--mx",
     "check_smtp_verbs.json_output": "--json",
     "check_smtp_verbs.proxy": "--proxy",
+    "check_smtp_verbs.commands": "-C/-R/--command-expect",
 }
 
 
@@ -50,6 +51,7 @@ def test_plain_walk_imports_none_of_them(smtp_server):
         ({"email.headerregistry", "check_smtp_verbs.message"}, ("--data",)),
         ({"check_smtp_verbs.json_output"}, ("--json",)),
         ({"check_smtp_verbs.proxy"}, ("--proxy", "v1")),
+        ({"check_smtp_verbs.commands"}, ("-C", "NOOP")),
     ],
 )
 def test_each_is_imported_by_its_option(smtp_server, modules, option):
