@@ -18,11 +18,8 @@ PASSWORD = "Tr0ub4dor-&3"
 def postfix_tls(postfix, certs, tmp_path_factory):
     """The session's Postfix with STARTTLS on and AUTH after it (Cyrus SASL, sasldb),
     put back to plaintext without AUTH afterwards."""
-    need(
-        None
-        if shutil.which("saslpasswd2", path=SEARCH_PATH)
-        else "saslpasswd2 is not installed (sasl2-bin)"
-    )
+    if not shutil.which("saslpasswd2", path=SEARCH_PATH):
+        need("saslpasswd2 is not installed (sasl2-bin)")
     directory = tmp_path_factory.mktemp("postfix-tls")
     cert, key = certs.write_pair(directory, postfix.hostname, "127.0.0.1", days_left=45)
     postfix.enable_starttls(cert, key)
