@@ -488,15 +488,13 @@ def _deliver(settings: Settings, built: EmailMessage) -> Delivered:
     from check_smtp_verbs.notify import delivery
 
     deadline = Deadline(settings.timeout)
-    envelope = (built, settings.sender, settings.recipient, settings.helo, deadline)
-    if settings.servers:
-        return delivery.deliver_to_servers(
-            list(settings.servers), *envelope, settings.tls, settings.auth
-        )
-    domain = settings.recipient.rpartition("@")[2]
-    return delivery.deliver_to_mx(
-        domain, settings.mx_port, settings.resolver, *envelope, settings.tls, settings.auth
+    letter = delivery.Letter(
+        built, settings.sender, settings.recipient, settings.helo, settings.tls, settings.auth
     )
+    if settings.servers:
+        return delivery.deliver_to_servers(list(settings.servers), letter, deadline)
+    domain = settings.recipient.rpartition("@")[2]
+    return delivery.deliver_to_mx(domain, settings.mx_port, settings.resolver, letter, deadline)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,17 @@ class Delivered(NamedTuple):
     tls: bool
 
 
+class Letter(NamedTuple):
+    """What is delivered and how, the same for every server tried."""
+
+    message: EmailMessage
+    sender: str
+    recipient: str
+    helo: str
+    policy: TlsPolicy
+    auth: Auth | None
+
+
 class DeliveryFailed(Exception):
     """No server accepted the message; the message is one line with every reason."""
 
@@ -140,15 +151,8 @@ def _tls_context(policy: TlsPolicy) -> Any:
     return context
 
 
-def _session(
-    client: _Client,
-    server: Server,
-    message: EmailMessage,
-    sender: str,
-    recipient: str,
-    policy: TlsPolicy,
-    auth: Auth | None,
-) -> Delivered:
+def _session(client: _Client, server: Server, letter: Letter) -> Delivered:
+    message, sender, recipient, _, policy, auth = letter
     client._host = server.host  # STARTTLS checks the certificate against this name
     client.stage = "the connection"
     code, banner = client.connect(server.host, server.port)
@@ -208,15 +212,7 @@ class _TlsFailed(_Refused):
 
 
 def try_server(
-    server: Server,
-    address: tuple[Any, ...] | None,
-    message: EmailMessage,
-    sender: str,
-    recipient: str,
-    helo: str,
-    deadline: Deadline,
-    policy: TlsPolicy,
-    auth: Auth | None,
+    server: Server, address: tuple[Any, ...] | None, letter: Letter, deadline: Deadline
 ) -> Delivered:
     """Deliver to one server; raise _Refused with the reason when it did not accept.
 
@@ -224,31 +220,23 @@ def try_server(
     without STARTTLS (what Postfix does at its "may" level): an alert in clear text
     beats no alert.  With --require-tls (or AUTH) it is the end for this server.
     """
-    envelope = (message, sender, recipient, helo, deadline)
     try:
-        return _attempt(server, address, *envelope, policy, auth)
+        return _attempt(server, address, letter, deadline)
     except _TlsFailed as failed:
+        plain = letter._replace(policy=letter.policy._replace(disable=True))
         try:
-            return _attempt(server, address, *envelope, policy._replace(disable=True), auth)
+            return _attempt(server, address, plain, deadline)
         except _Refused as again:
             raise _Refused(f"{failed}; again without TLS: {again}") from None
 
 
 def _attempt(
-    server: Server,
-    address: tuple[Any, ...] | None,
-    message: EmailMessage,
-    sender: str,
-    recipient: str,
-    helo: str,
-    deadline: Deadline,
-    policy: TlsPolicy,
-    auth: Auth | None,
+    server: Server, address: tuple[Any, ...] | None, letter: Letter, deadline: Deadline
 ) -> Delivered:
-    client = _Client(helo, deadline, address)
+    client = _Client(letter.helo, deadline, address)
     accepted = False
     try:
-        delivered = _session(client, server, message, sender, recipient, policy, auth)
+        delivered = _session(client, server, letter)
         accepted = True
         return delivered
     except DeadlineExceeded:
@@ -263,7 +251,7 @@ def _attempt(
         why = exc.strerror or str(exc)
         if client.stage == "the connection":
             raise _Refused(f"cannot connect: {why}") from None
-        if client.stage == "the STARTTLS handshake" and not policy.require:
+        if client.stage == "the STARTTLS handshake" and not letter.policy.require:
             raise _TlsFailed(f"{why} at {client.stage}") from None
         raise _Refused(f"{why} at {client.stage}") from None
     finally:
@@ -281,16 +269,7 @@ def _quit(client: _Client, polite: bool) -> None:
         client.close()
 
 
-def deliver_to_servers(
-    servers: list[Server],
-    message: EmailMessage,
-    sender: str,
-    recipient: str,
-    helo: str,
-    deadline: Deadline,
-    policy: TlsPolicy,
-    auth: Auth | None,
-) -> Delivered:
+def deliver_to_servers(servers: list[Server], letter: Letter, deadline: Deadline) -> Delivered:
     """Try ``servers`` in order until one accepts."""
     reasons: list[str] = []
     for index, server in enumerate(servers):
@@ -299,7 +278,7 @@ def deliver_to_servers(
             reasons.append(f"{server}: not tried, no time left")
             break
         try:
-            return try_server(server, None, message, sender, recipient, helo, share, policy, auth)
+            return try_server(server, None, letter, share)
         except _Refused as exc:
             reasons.append(f"{server}: {exc}")
     raise DeliveryFailed("; ".join(reasons))
@@ -379,13 +358,8 @@ def deliver_to_mx(
     recipient_domain: str,
     port: int,
     resolver_address: tuple[str, int] | None,
-    message: EmailMessage,
-    sender: str,
-    recipient: str,
-    helo: str,
+    letter: Letter,
     deadline: Deadline,
-    policy: TlsPolicy,
-    auth: Auth | None,
 ) -> Delivered:
     """Deliver to the MX hosts of the recipient's domain, falling through on refusal."""
     hosts = mx_hosts(recipient_domain, resolver_address, deadline)
@@ -402,9 +376,7 @@ def deliver_to_mx(
             address = _sockaddr(ip, port)
             server = Server(host.name, port)
             try:
-                delivered = try_server(
-                    server, address, message, sender, recipient, helo, share, policy, auth
-                )
+                delivered = try_server(server, address, letter, share)
                 return delivered._replace(server=f"{host.name}[{ip}]:{port}")
             except _Refused as exc:
                 reasons.append(f"{host.name}[{ip}]:{port}: {exc}")
