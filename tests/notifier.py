@@ -22,6 +22,7 @@ from tests.smtpd import Message, SMTPTestServer
 COMMAND = "check_smtp_verbs.notify"
 TO = "0419999999@sms.example.net"
 FROM = "mailserverwarning@example.net"
+ADDRESSED = ("--to", TO, "--from", FROM)
 T0 = 1_800_000_000.0  # a fixed "now" for throttle tests (2027-01-15 08:00 UTC)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.notifier import (
+    ADDRESSED,
     FROM,
     T0,
     TO,
@@ -38,7 +39,7 @@ def test_service_macros_come_from_the_nagios_environment(smtp_server, tmp_path):
         NAGIOS_LONGSERVICEOUTPUT="OK connect\nWARNING RCPT",
         NAGIOS_HOSTSTATE="UP",
     )
-    run = run_notify("--to", TO, "--from", FROM, *gateway(server), env=env)
+    run = run_notify(*ADDRESSED, *gateway(server), env=env)
     assert run.returncode == 0, run.stderr
     assert sms_text(server.messages[0]) == (
         "PROBLEM mx1/smtp-verbs WARNING: SMTP_VERBS WARNING - RCPT TO answered 451 "
@@ -55,7 +56,7 @@ def test_host_macros_are_used_without_a_service_and_options_win(smtp_server, tmp
         NAGIOS_HOSTSTATE="DOWN",
         NAGIOS_HOSTOUTPUT="PING CRITICAL - Packet loss = 100%",
     )
-    run = run_notify("--to", TO, "--from", FROM, *gateway(server), "--host", "mx1.example", env=env)
+    run = run_notify(*ADDRESSED, *gateway(server), "--host", "mx1.example", env=env)
     assert run.returncode == 0, run.stderr
     assert "sent PROBLEM for mx1.example to" in run.stdout
     assert parsed(server.messages[0])["Subject"] == "PROBLEM mx1.example DOWN"
@@ -66,9 +67,7 @@ def test_host_macros_are_used_without_a_service_and_options_win(smtp_server, tmp
 
 def test_default_state_file_is_under_xdg_state_home_and_created(smtp_server, tmp_path):
     server = smtp_server()
-    run = run_notify(
-        "--to", TO, "--from", FROM, *gateway(server), *problem(), env=notify_env(tmp_path)
-    )
+    run = run_notify(*ADDRESSED, *gateway(server), *problem(), env=notify_env(tmp_path))
     assert run.returncode == 0, run.stderr
     state = tmp_path / "state" / "check_smtp_verbs" / "notify_sms_mail.json"
     assert "mx1/smtp-verbs" in json.loads(state.read_text())["keys"]
@@ -78,7 +77,7 @@ def test_default_state_file_is_under_xdg_state_home_and_created(smtp_server, tmp
 def test_state_directory_from_systemd_wins(smtp_server, tmp_path):
     server = smtp_server()
     env = notify_env(tmp_path, STATE_DIRECTORY=str(tmp_path / "systemd"))
-    run = run_notify("--to", TO, "--from", FROM, *gateway(server), *problem(), env=env)
+    run = run_notify(*ADDRESSED, *gateway(server), *problem(), env=env)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "systemd" / "notify_sms_mail.json").exists()
 
@@ -89,10 +88,7 @@ def test_dry_run_prints_message_and_decision_and_neither_sends_nor_records(
     server = smtp_server()
     state = tmp_path / "s.json"
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--state-file",
         str(state),
@@ -118,7 +114,7 @@ def test_dry_run_prints_message_and_decision_and_neither_sends_nor_records(
 
 def test_dry_run_shows_a_throttled_decision(smtp_server, tmp_path, env):
     server = smtp_server()
-    args = ["--to", TO, "--from", FROM, *gateway(server), "--state-file", str(tmp_path / "s.json")]
+    args = [*ADDRESSED, *gateway(server), "--state-file", str(tmp_path / "s.json")]
     assert run_notify(*args, *problem(), env=env).returncode == 0
     run = run_notify(*args, "--dry-run", *problem(), env=env)
     assert run.stdout.startswith(
@@ -130,10 +126,7 @@ def test_dry_run_shows_a_throttled_decision(smtp_server, tmp_path, env):
 def test_types_not_wanted_are_not_sent_and_exit_0(smtp_server, tmp_path, env):
     server = smtp_server()
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--state-file",
         str(tmp_path / "s.json"),
@@ -146,10 +139,7 @@ def test_types_not_wanted_are_not_sent_and_exit_0(smtp_server, tmp_path, env):
     )
     assert server.connections == 0
     wanted = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--state-file",
         str(tmp_path / "s.json"),
@@ -173,27 +163,24 @@ def test_types_not_wanted_are_not_sent_and_exit_0(smtp_server, tmp_path, env):
         ),
         (["--to", "a@b>\r\nRCPT TO:<x@y", "--from", FROM, *problem()], "--to contains the control"),
         (
-            ["--to", TO, "--from", FROM, *problem(host="mx1\r\nBcc: victim@example.org")],
+            [*ADDRESSED, *problem(host="mx1\r\nBcc: victim@example.org")],
             "--host contains the control character '\\r'",
         ),
-        (["--to", TO, "--from", FROM, *problem(service="a\nb")], "--service contains the control"),
-        (["--to", TO, "--from", FROM, *problem(type="PROBLEMS")], "unknown notification type"),
-        (["--to", TO, "--from", FROM, "--types", "PROBLEM,NOPE", *problem()], "--types: unknown"),
-        (["--to", TO, "--from", FROM, "--throttle", "1 week", *problem()], "--throttle wants"),
-        (["--to", TO, "--from", FROM, "--max-length", "5", *problem()], "--max-length must be"),
-        (["--to", TO, "--from", FROM, "--timeout", "-1", *problem()], "--timeout must be"),
-        (["--to", TO, "--from", FROM, "--smtp-server", "gw:99999", *problem()], "--smtp-server"),
-        (["--to", TO, "--from", FROM, "--resolver", "dns.example", *problem()], "IP address"),
-        (["--to", TO, "--from", FROM, "--throttle-key", "user", *problem()], "--throttle-key"),
-        (["--to", TO, "--from", FROM], "no notification type"),
-        (["--to", TO, "--from", FROM, "--type", "PROBLEM"], "no host"),
-        (["--to", TO, "--from", FROM, "--auth-user", "u", *problem()], "--auth-user needs"),
+        ([*ADDRESSED, *problem(service="a\nb")], "--service contains the control"),
+        ([*ADDRESSED, *problem(type="PROBLEMS")], "unknown notification type"),
+        ([*ADDRESSED, "--types", "PROBLEM,NOPE", *problem()], "--types: unknown"),
+        ([*ADDRESSED, "--throttle", "1 week", *problem()], "--throttle wants"),
+        ([*ADDRESSED, "--max-length", "5", *problem()], "--max-length must be"),
+        ([*ADDRESSED, "--timeout", "-1", *problem()], "--timeout must be"),
+        ([*ADDRESSED, "--smtp-server", "gw:99999", *problem()], "--smtp-server"),
+        ([*ADDRESSED, "--resolver", "dns.example", *problem()], "IP address"),
+        ([*ADDRESSED, "--throttle-key", "user", *problem()], "--throttle-key"),
+        ([*ADDRESSED], "no notification type"),
+        ([*ADDRESSED, "--type", "PROBLEM"], "no host"),
+        ([*ADDRESSED, "--auth-user", "u", *problem()], "--auth-user needs"),
         (
             [
-                "--to",
-                TO,
-                "--from",
-                FROM,
+                *ADDRESSED,
                 "--auth-user",
                 "u",
                 "--auth-password-env",
@@ -202,12 +189,12 @@ def test_types_not_wanted_are_not_sent_and_exit_0(smtp_server, tmp_path, env):
             ],
             "NOPE is not set",
         ),
-        (["--to", TO, "--from", FROM, "--require-tls", "--no-tls", *problem()], "contradict"),
-        (["--to", TO, "--from", FROM, "--bogus", *problem()], "unrecognized arguments: --bogus"),
-        (["--to", TO, "--from", FROM, *problem(), "--"], "nothing after --"),
-        (["--to", TO, "--from", FROM, "--", "/nonexistent/check"], "cannot run '/nonexistent"),
+        ([*ADDRESSED, "--require-tls", "--no-tls", *problem()], "contradict"),
+        ([*ADDRESSED, "--bogus", *problem()], "unrecognized arguments: --bogus"),
+        ([*ADDRESSED, *problem(), "--"], "nothing after --"),
+        ([*ADDRESSED, "--", "/nonexistent/check"], "cannot run '/nonexistent"),
         (
-            ["--to", TO, "--from", FROM, "--type", "PROBLEM", "--", "check_smtp_verbs"],
+            [*ADDRESSED, "--type", "PROBLEM", "--", "check_smtp_verbs"],
             "--type: in standalone mode these come from the check",
         ),
     ],
@@ -230,10 +217,7 @@ def test_a_state_directory_that_cannot_be_made_still_sends_the_alert_and_exits_3
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--state-file",
         str(blocker / "s.json"),
@@ -254,10 +238,7 @@ def test_the_password_never_appears_in_output(smtp_server, tmp_path, env):
     secret = tmp_path / "secret"
     secret.write_text("hunter2-s3cret\n")
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--state-file",
         str(tmp_path / "s.json"),

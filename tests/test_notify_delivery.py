@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from tests.dnsd import DNSTestServer
-from tests.notifier import FROM, TO, gateway, notify_env, parsed, problem, run_notify, sms_text
+from tests.notifier import (
+    ADDRESSED,
+    FROM,
+    TO,
+    gateway,
+    notify_env,
+    parsed,
+    problem,
+    run_notify,
+    sms_text,
+)
 from tests.smtpd import SMTPTestServer
 
 
@@ -33,10 +43,7 @@ def _closed_port() -> int:
 def test_problem_is_delivered_to_the_gateway_with_the_sms_text(smtp_server, env, state):
     server = smtp_server()
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--state-file",
         str(state),
@@ -68,10 +75,7 @@ def test_each_message_gets_its_own_message_id(smtp_server, env, tmp_path):
     server = smtp_server()
     for number in range(2):
         run = run_notify(
-            "--to",
-            TO,
-            "--from",
-            FROM,
+            *ADDRESSED,
             *gateway(server),
             "--throttle",
             "0",
@@ -89,10 +93,7 @@ def test_long_output_is_cut_to_max_length_on_a_character_boundary(smtp_server, e
     server = smtp_server()
     output = "SMTP_VERBS CRITICAL - " + "é" * 300
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--state-file",
         str(state),
@@ -112,10 +113,7 @@ def test_a_refusing_first_server_falls_back_to_the_second(smtp_server, env, stat
     refusing = smtp_server(replies={"RCPT": "550 5.1.1 no such phone"})
     accepting = smtp_server()
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(refusing),
         *gateway(accepting),
         "--state-file",
@@ -132,10 +130,7 @@ def test_a_refusing_first_server_falls_back_to_the_second(smtp_server, env, stat
 def test_an_unreachable_first_server_falls_back_to_the_second(smtp_server, env, state):
     accepting = smtp_server()
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         "--smtp-server",
         f"127.0.0.1:{_closed_port()}",
         *gateway(accepting),
@@ -165,10 +160,7 @@ def test_a_gateway_refusing_at_any_verb_fails_with_one_line_and_records_nothing(
 ):
     server = smtp_server(**fault)
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--state-file",
         str(state),
@@ -188,10 +180,7 @@ def test_a_gateway_refusing_at_any_verb_fails_with_one_line_and_records_nothing(
 def test_a_hanging_gateway_fails_within_the_timeout(smtp_server, env, state):
     server = smtp_server(silent=True)
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--timeout",
         "1.5",
@@ -210,10 +199,7 @@ def test_a_hanging_first_gateway_leaves_time_for_the_second(smtp_server, env, st
     hanging = smtp_server(silent=True)
     accepting = smtp_server()
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(hanging),
         *gateway(accepting),
         "--timeout",
@@ -230,7 +216,7 @@ def test_a_hanging_first_gateway_leaves_time_for_the_second(smtp_server, env, st
 def test_gateway_down_then_up_sends_on_the_next_notification(smtp_server, env, state):
     """A failed send must not start the window (the origin script's worst defect)."""
     server = smtp_server(replies={"MAIL": "421 4.3.2 down for maintenance"})
-    args = ["--to", TO, "--from", FROM, *gateway(server), "--state-file", str(state), *problem()]
+    args = [*ADDRESSED, *gateway(server), "--state-file", str(state), *problem()]
     down = run_notify(*args, env=env)
     assert down.returncode == 1
     assert "421 4.3.2 down for maintenance" in down.stderr
@@ -271,10 +257,7 @@ def test_without_smtp_server_it_delivers_to_the_best_mx_through_the_given_resolv
     }
     with DNSTestServer(zone) as dns:
         run = run_notify(
-            "--to",
-            TO,
-            "--from",
-            FROM,
+            *ADDRESSED,
             "--resolver",
             dns.address,
             "--smtp-port",
@@ -301,10 +284,7 @@ def test_mx_delivery_falls_through_to_the_next_mx_when_one_refuses(smtp_server, 
     }
     with DNSTestServer(zone) as dns:
         run = run_notify(
-            "--to",
-            TO,
-            "--from",
-            FROM,
+            *ADDRESSED,
             "--resolver",
             dns.address,
             "--smtp-port",
@@ -324,10 +304,7 @@ def test_a_domain_without_mx_is_delivered_to_its_own_address(smtp_server, env, s
     [host] = _mx_servers(smtp_server, 1)
     with DNSTestServer({("sms.example.net", "A"): ["127.0.0.2"]}) as dns:
         run = run_notify(
-            "--to",
-            TO,
-            "--from",
-            FROM,
+            *ADDRESSED,
             "--resolver",
             dns.address,
             "--smtp-port",
@@ -358,10 +335,7 @@ def test_a_domain_without_mx_is_delivered_to_its_own_address(smtp_server, env, s
 def test_mx_look_up_failures_are_one_line_and_exit_1(env, state, zone, reason):
     with DNSTestServer(zone) as dns:
         run = run_notify(
-            "--to",
-            TO,
-            "--from",
-            FROM,
+            *ADDRESSED,
             "--resolver",
             dns.address,
             "--state-file",
@@ -378,10 +352,7 @@ def test_a_silent_dns_server_fails_within_the_timeout(env, state):
     with DNSTestServer() as dns:
         dns.silent = True
         run = run_notify(
-            "--to",
-            TO,
-            "--from",
-            FROM,
+            *ADDRESSED,
             "--resolver",
             dns.address,
             "--timeout",
@@ -399,10 +370,7 @@ def test_a_silent_dns_server_fails_within_the_timeout(env, state):
 def test_a_gateway_without_esmtp_gets_helo(smtp_server, env, state):
     server = smtp_server(replies={"EHLO": "502 5.5.2 Error: command not recognized"})
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--helo",
         "alerts.example.net",

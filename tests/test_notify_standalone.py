@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from check_smtp_verbs.notify.throttle import StateFile
-from tests.notifier import FROM, T0, TO, gateway, notify_env, run_notify, sms_text
+from tests.notifier import ADDRESSED, T0, TO, gateway, notify_env, run_notify, sms_text
 
 
 def _check(watched) -> list[str]:
@@ -36,10 +36,7 @@ def test_broken_then_throttled_then_recovered_then_quiet(smtp_server, tmp_path: 
 
     def cron_run(now: float):
         return run_notify(
-            "--to",
-            TO,
-            "--from",
-            FROM,
+            *ADDRESSED,
             *gateway(sms),
             "--state-file",
             str(state),
@@ -80,10 +77,7 @@ def test_broken_then_throttled_then_recovered_then_quiet(smtp_server, tmp_path: 
 def test_ok_with_nothing_before_sends_nothing(smtp_server, tmp_path: Path):
     watched, sms = smtp_server(), smtp_server()
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(sms),
         "--state-file",
         str(tmp_path / "s.json"),
@@ -105,10 +99,7 @@ def test_ok_with_nothing_before_sends_nothing(smtp_server, tmp_path: Path):
 def test_a_hanging_check_is_an_unknown_problem(smtp_server, tmp_path: Path):
     sms = smtp_server()
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(sms),
         "--state-file",
         str(tmp_path / "s.json"),
@@ -134,10 +125,7 @@ def test_a_hanging_check_is_an_unknown_problem(smtp_server, tmp_path: Path):
 def test_a_check_without_output_still_says_what_happened(smtp_server, tmp_path: Path):
     sms = smtp_server()
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(sms),
         "--state-file",
         str(tmp_path / "s.json"),

@@ -28,9 +28,8 @@ from check_smtp_verbs.notify.throttle import (
     record_suppressed,
 )
 from tests.notifier import (
-    FROM,
+    ADDRESSED,
     T0,
-    TO,
     gateway,
     notify_env,
     problem,
@@ -210,10 +209,7 @@ def home(tmp_path: Path) -> Path:
 
 def _notify(server, home: Path, now: float, *macros: str, extra: tuple[str, ...] = ()):
     return run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway(server),
         "--state-file",
         str(home / "s.json"),
@@ -268,7 +264,7 @@ def test_keys_are_separate_per_service_unless_told_otherwise(smtp_server, home):
 
 def test_twenty_concurrent_notifications_for_one_key_deliver_exactly_one(smtp_server, home):
     server = smtp_server()
-    args = ["--to", TO, "--from", FROM, *gateway(server), "--state-file", str(home / "s.json")]
+    args = [*ADDRESSED, *gateway(server), "--state-file", str(home / "s.json")]
     runs = [start_notify(*args, *problem(), env=notify_env(home)) for _ in range(20)]
     results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
     assert [code for code, _, _ in results] == [0] * 20, results
@@ -295,7 +291,7 @@ def test_a_run_that_waited_for_the_lock_sees_what_the_holder_sent_meanwhile(smtp
     a second message went out: 2 of 3 storms of 50 in the benchmarks)."""
     server = smtp_server()
     store = StateFile(home / "s.json")
-    args = ["--to", TO, "--from", FROM, *gateway(server), "--state-file", str(store.path)]
+    args = [*ADDRESSED, *gateway(server), "--state-file", str(store.path)]
     with store.locked(5):  # the other run, mid-send
         waiting = start_notify(*args, *problem(), env=notify_env(home))
         while not _blocked_on(store.lock_path):  # readiness: it is queued for the lock

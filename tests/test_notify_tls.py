@@ -17,7 +17,7 @@ import pytest
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
 
-from tests.notifier import FROM, TO, notify_env, problem, run_notify
+from tests.notifier import ADDRESSED, notify_env, problem, run_notify
 
 SECRET = "correct horse battery staple"
 
@@ -102,10 +102,7 @@ def tls_gateway(ca: trustme.CA) -> Iterator[Callable[..., Gateway]]:
 
 def _notify(gateway: Gateway, tmp_path: Path, *more: str, **env: str):
     return run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         *gateway.args,
         "--state-file",
         str(tmp_path / "s.json"),
@@ -145,10 +142,7 @@ def test_require_tls_verifies_the_certificate(tls_gateway, tmp_path, ca_file):
 def test_require_tls_refuses_a_gateway_without_starttls(smtp_server, tmp_path):
     server = smtp_server()
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         "--smtp-server",
         f"127.0.0.1:{server.port}",
         "--state-file",
@@ -206,10 +200,7 @@ def test_a_refused_starttls_goes_on_in_plain_text(smtp_server, tmp_path):
     capabilities = ["PIPELINING", "STARTTLS", "8BITMIME"]
     server = smtp_server(capabilities=capabilities)  # answers STARTTLS with 454
     run = run_notify(
-        "--to",
-        TO,
-        "--from",
-        FROM,
+        *ADDRESSED,
         "--smtp-server",
         f"127.0.0.1:{server.port}",
         "--state-file",
@@ -229,7 +220,7 @@ def test_a_failed_handshake_is_retried_without_tls_unless_tls_is_required(smtp_s
         replies={"STARTTLS": "220 2.0.0 Ready to start TLS"},
         close_after="STARTTLS",  # and then no TLS at all: the handshake meets EOF
     )
-    args = ["--to", TO, "--from", FROM, "--smtp-server", f"127.0.0.1:{server.port}"]
+    args = [*ADDRESSED, "--smtp-server", f"127.0.0.1:{server.port}"]
     run = run_notify(
         *args, "--state-file", str(tmp_path / "s.json"), *problem(), env=notify_env(tmp_path)
     )
