@@ -98,23 +98,30 @@ def _backdate(config_dir: Path) -> None:
         os.utime(path, (long_ago, long_ago))
 
 
-def instance_processes(config_dir: Path) -> list[int]:
-    """Live processes of one instance, found by the MAIL_CONFIG that Postfix
-    exports to all of them: its children are not in the master's process
-    group and are re-parented when the master exits."""
-    wanted = f"MAIL_CONFIG={config_dir}".encode()
+def processes_with_environment(entry: str) -> list[int]:
+    """Live (not zombie) processes whose environment holds ``entry`` (``NAME=value``).
+
+    The way to find every process of a private daemon: children leave the
+    master's process group and are re-parented when it exits, but keep its
+    environment."""
+    wanted = entry.encode()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-            environ = (entry / "environ").read_bytes().split(b"\0")
+            stat = (proc / "stat").read_text()
+            environ = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue  # gone meanwhile
         if stat[stat.rindex(")") + 2] != "Z" and wanted in environ:
-            found.append(int(entry.name))
+            found.append(int(proc.name))
     return found
+
+
+def instance_processes(config_dir: Path) -> list[int]:
+    """Live processes of one instance, by the MAIL_CONFIG Postfix exports to all of them."""
+    return processes_with_environment(f"MAIL_CONFIG={config_dir}")
 
 
 def _wait_gone(pids: Iterable[int], timeout: float) -> list[int]:

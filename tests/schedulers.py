@@ -31,12 +31,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.postfix import _wait_gone
+from tests.postfix import _wait_gone, processes_with_environment
 
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRIB = ROOT / "contrib"
+# Nagios settings for end-to-end tests: every check and its result within a second or two,
+# and no host checks to wait for.
+FAST_SCHEDULING: dict[str, str | int] = {
+    "interval_length": 1,
+    "check_result_reaper_frequency": 1,
+    "max_check_result_reaper_time": 1,
+    "service_inter_check_delay_method": "n",
+    "max_service_check_spread": 1,
+    "execute_host_checks": 0,
+}
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/usr/local/sbin"])
 MARKER = "CHECK_SMTP_VERBS_TEST_INSTANCE"
 """Exported to a scheduler and so to every process it starts: how teardown finds
@@ -130,19 +140,7 @@ def poll(probe: Callable[[], T | None], timeout: float, what: str, explain: Call
 
 def session_processes(marker: str) -> list[int]:
     """Live processes that carry ``MARKER=marker`` in their environment."""
-    wanted = f"{MARKER}={marker}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if stat[stat.rindex(")") + 2] != "Z" and wanted in environ:
-            found.append(int(entry.name))
-    return found
+    return processes_with_environment(f"{MARKER}={marker}")
 
 
 def as_localhost(command: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ import pytest
 
 from tests.schedulers import (
     CONTRIB,
+    FAST_SCHEDULING,
     NAGIOS_TIMEPERIOD,
     Icinga2,
     Nagios,
@@ -277,13 +278,8 @@ def test_nagios_runs_the_check_and_texts_one_problem_and_one_recovery(
     nagios.write_config(
         [scenario_file, CONTRIB / "nagios" / "commands.cfg"],
         admin_email=SENDER,
-        interval_length=1,
         enable_environment_macros=1,
-        check_result_reaper_frequency=1,
-        max_check_result_reaper_time=1,
-        service_inter_check_delay_method="n",
-        max_service_check_spread=1,
-        execute_host_checks=0,
+        **FAST_SCHEDULING,
     )
     validated = nagios.validate()
     assert validated.returncode == 0, validated.stdout

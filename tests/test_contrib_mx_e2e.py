@@ -15,7 +15,15 @@ import pytest
 
 from tests.conftest import MX_DOMAIN
 from tests.plugin import run_plugin
-from tests.schedulers import CONTRIB, NAGIOS_TIMEPERIOD, Icinga2, Nagios, icinga2_config, running
+from tests.schedulers import (
+    CONTRIB,
+    FAST_SCHEDULING,
+    NAGIOS_TIMEPERIOD,
+    Icinga2,
+    Nagios,
+    icinga2_config,
+    running,
+)
 from tests.smtpd import Script
 
 FAILING = Script(replies={"RCPT": "451 4.3.0 temporary failure"})
@@ -132,12 +140,7 @@ def test_nagios_runs_the_mx_command(nagios_program: str, mx_hosts, tmp_path: Pat
     nagios.write_config(
         [scenario, CONTRIB / "nagios" / "commands.cfg"],
         admin_email="monitoring@example.net",
-        interval_length=1,
-        check_result_reaper_frequency=1,
-        max_check_result_reaper_time=1,
-        service_inter_check_delay_method="n",
-        max_service_check_spread=1,
-        execute_host_checks=0,
+        **FAST_SCHEDULING,
     )
     validated = nagios.validate()
     assert validated.returncode == 0, validated.stdout
