@@ -28,20 +28,12 @@ from check_smtp_verbs.settings import (
     Secret,
     Settings,
 )
+from check_smtp_verbs.usage import Parser, UsageError
 
 if TYPE_CHECKING:  # -C/-R/--command-expect load their module only when given
     from check_smtp_verbs.commands import Command
 
 PROG = "check_smtp_verbs"
-
-
-class UsageError(Exception):
-    """A bad option value; its message is the one line the user sees."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
 
 
 def _pair(value: str, option: str, known: tuple[str, ...] | list[str]) -> tuple[str, str]:
@@ -101,7 +93,7 @@ def _default_helo() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog=PROG,
         description="Walk an SMTP conversation verb by verb (banner, EHLO, MAIL, RCPT, QUIT), "
         "time every verb and judge every reply code.",

@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from check_smtp_verbs import __version__, addresses
 from check_smtp_verbs.addresses import InvalidInput
@@ -33,6 +33,7 @@ from check_smtp_verbs.notify import macros, throttle
 from check_smtp_verbs.notify.macros import Notification
 from check_smtp_verbs.notify.settings import MAX_LENGTH, Auth, Server, Settings, TlsPolicy
 from check_smtp_verbs.notify.throttle import KEY_MODES
+from check_smtp_verbs.usage import Parser, UsageError
 
 if TYPE_CHECKING:  # delivery and message import smtplib/ssl/email: only when sending
     from email.message import EmailMessage
@@ -46,17 +47,8 @@ TEST_CLOCK = "NOTIFY_SMS_MAIL_TEST_NOW"
 EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
 
 
-class UsageError(Exception):
-    """Bad input; the message is the one line the user sees."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog=PROG,
         usage=f"{PROG} --to ADDRESS --from ADDRESS [options] [-- CHECK_COMMAND ...]",
         description="Send a throttled, SMS-sized alert straight to an email-to-SMS gateway, "
