@@ -344,6 +344,11 @@ class Conversation:
     def _timeout_text(self, awaited: str) -> str:
         return f"timeout after {self.settings.timeout:g}s waiting for {awaited}"
 
+    def _timed_out(self, step: Step, started: float, awaited: str) -> StepResult:
+        return StepResult(
+            step, seconds=clock() - started, timed_out=True, error=self._timeout_text(awaited)
+        )
+
     def connect(self) -> StepResult:
         """Resolve and open the TCP connection; time only the handshake itself."""
         s = self.settings
@@ -352,12 +357,7 @@ class Conversation:
         try:
             addresses = self.resolve(s.host, s.port, s.family, self.deadline)
         except DeadlineExceeded:
-            return StepResult(
-                step,
-                seconds=clock() - started,
-                timed_out=True,
-                error=self._timeout_text(f"the address of {s.host}"),
-            )
+            return self._timed_out(step, started, f"the address of {s.host}")
         except OSError as exc:
             return StepResult(step, error=f"cannot resolve {s.host}: {_reason(exc)}")
         failure = StepResult(step, error=f"cannot connect to {s.host}:{s.port}")
@@ -367,12 +367,7 @@ class Conversation:
             try:
                 sock = connect(address, self.deadline)
             except DeadlineExceeded:
-                return StepResult(
-                    step,
-                    seconds=clock() - started,
-                    timed_out=True,
-                    error=self._timeout_text(f"the TCP connection to {shown}"),
-                )
+                return self._timed_out(step, started, f"the TCP connection to {shown}")
             except OSError as exc:
                 failure = StepResult(
                     step,
@@ -487,12 +482,7 @@ class Conversation:
         try:
             lines = step.send(self)
         except DeadlineExceeded:
-            return StepResult(
-                step,
-                seconds=clock() - started,
-                error=self._timeout_text(step.awaited),
-                timed_out=True,
-            )
+            return self._timed_out(step, started, step.awaited)
         except StepFailed as exc:
             self.usable = exc.usable
             self.transcript.note(str(exc))
