@@ -20,7 +20,7 @@ import hmac
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from check_smtp_verbs.probe import StepFailed
+from check_smtp_verbs.steps import StepFailed
 from check_smtp_verbs.transcript import REDACTED
 from check_smtp_verbs.wire import InvalidReply
 

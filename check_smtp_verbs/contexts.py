@@ -18,7 +18,7 @@ import nagiosplugin
 from nagiosplugin.state import ServiceState
 
 from check_smtp_verbs.codes import CodeSet
-from check_smtp_verbs.probe import StepResult
+from check_smtp_verbs.steps import StepResult
 
 
 class ReplyContext(nagiosplugin.Context):

@@ -17,8 +17,8 @@ import nagiosplugin
 from nagiosplugin.runtime import with_timeout
 
 from check_smtp_verbs import __version__
-from check_smtp_verbs.probe import Walk
 from check_smtp_verbs.settings import Settings
+from check_smtp_verbs.steps import Walk
 
 
 def _states(results: nagiosplugin.Results) -> dict[str, str]:

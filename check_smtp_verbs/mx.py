@@ -21,8 +21,9 @@ import dns.name
 import dns.resolver
 
 from check_smtp_verbs.deadline import AddrInfo, Deadline, DeadlineExceeded, clock
-from check_smtp_verbs.probe import Resolve, Step, StepResult, Walk, walk
+from check_smtp_verbs.probe import Resolve, walk
 from check_smtp_verbs.settings import Settings
+from check_smtp_verbs.steps import Step, StepResult, Walk
 from check_smtp_verbs.transcript import Transcript
 
 

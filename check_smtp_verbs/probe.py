@@ -10,13 +10,11 @@ says QUIT when the connection is in a state to hear it.  It judges nothing beyon
 
 from __future__ import annotations
 
-import re
 import smtplib
 import socket
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable
 
-from check_smtp_verbs.codes import CodeSet
 from check_smtp_verbs.deadline import (
     AddrInfo,
     Deadline,
@@ -26,13 +24,13 @@ from check_smtp_verbs.deadline import (
     resolve,
 )
 from check_smtp_verbs.settings import EHLO_FALLBACK, Settings
+from check_smtp_verbs.steps import Send, Step, StepFailed, StepResult, StepSkipped, Walk
 from check_smtp_verbs.transcript import Transcript
 from check_smtp_verbs.wire import InvalidReply, Reply, Wire
 
 if TYPE_CHECKING:
     from check_smtp_verbs.tls import TlsFacts
 
-Send = Callable[["Conversation"], object]
 Resolve = Callable[[str, int, int, Deadline], list[AddrInfo]]
 # --quit-after VERB stops after the last step of any of these verbs, as swaks does:
 # "ehlo" after the last greeting (the HELO fallback, LHLO, the EHLO after STARTTLS),
@@ -42,61 +40,6 @@ QUIT_AFTER: dict[str, frozenset[str]] = {
     **dict.fromkeys(("ehlo", "helo", "lhlo"), _GREETINGS),
     "starttls": frozenset({"starttls", "tls"}),
 }
-
-
-class StepFailed(Exception):
-    """A step cannot go on for a reason that is not an SMTP reply (a failed TLS handshake,
-    STARTTLS or an AUTH mechanism not offered); the message is what the user reads."""
-
-    def __init__(self, message: str, usable: bool = False) -> None:
-        super().__init__(message)
-        self.usable = usable  # nothing half-sent: the server can still hear QUIT
-
-
-class StepSkipped(Exception):
-    """The step does not apply (STARTTLS=optional and not offered); the message says so."""
-
-
-class Step(NamedTuple):
-    name: str  # perfdata label: "rcpt", "rcpt_2"
-    verb: str  # key for --expect, --warning-codes and time ranges: "rcpt"
-    label: str  # what a human reads: "RCPT TO:<postmaster@example.net>"
-    awaited: str  # "the RCPT reply", for "timeout after 10s waiting for ..."
-    expect: CodeSet | None  # None: the step has no reply (connect)
-    send: Send | None = None
-    fallback: Step | None = None  # run when the reply is in EHLO_FALLBACK (EHLO -> HELO)
-    response: re.Pattern[str] | None = None  # -R: the reply must also match this
-    # Replaced, when the walk reaches it, by the steps it returns for the results so far:
-    # LMTP answers the final dot once per accepted recipient, known only by then.
-    expand: Callable[[Sequence[StepResult]], list[Step]] | None = None
-    # Another reply to the same command follows (LMTP's dot): read it even after an
-    # unexpected one, or every later reply (QUIT's too) would be read one step late.
-    more_replies: bool = False
-
-
-class StepResult(NamedTuple):
-    step: Step
-    code: int | None = None
-    lines: tuple[str, ...] = ()
-    seconds: float | None = None
-    error: str | None = None  # why there is no usable reply
-    timed_out: bool = False
-    expected: bool = False  # the walk could go on after this step
-
-    @property
-    def text(self) -> str:
-        return " ".join(line for line in self.lines if line)
-
-
-class Walk(NamedTuple):
-    host: str
-    port: int
-    address: str | None  # the IP address actually connected to
-    results: tuple[StepResult, ...]
-    total: float
-    transcript: Transcript
-    tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
-    message_id: str | None = None  # of the --data message, when one was sent
 
 
 def _step(name: str, verb: str, label: str, awaited: str, settings: Settings, send: Send) -> Step:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import nagiosplugin
 
-from check_smtp_verbs.probe import Walk, walk
+from check_smtp_verbs.probe import walk
 from check_smtp_verbs.settings import Settings
+from check_smtp_verbs.steps import Walk
 
 
 def metrics(result: Walk, prefix: str = "") -> list[nagiosplugin.Metric]:

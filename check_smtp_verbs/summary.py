@@ -11,7 +11,7 @@ import re
 
 import nagiosplugin
 
-from check_smtp_verbs.probe import StepResult, Walk
+from check_smtp_verbs.steps import StepResult, Walk
 
 MAX_TEXT = 200
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f|]")

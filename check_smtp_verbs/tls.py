@@ -27,7 +27,7 @@ import ssl
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from check_smtp_verbs.deadline import DeadlineBound, DeadlineExceeded
-from check_smtp_verbs.probe import StepFailed, StepSkipped
+from check_smtp_verbs.steps import StepFailed, StepSkipped
 
 if TYPE_CHECKING:
     from check_smtp_verbs.probe import Conversation
