@@ -14,6 +14,7 @@ import nagiosplugin
 from nagiosplugin.state import ServiceState
 
 from check_smtp_verbs import mx
+from check_smtp_verbs.core.dns import Lookup
 from check_smtp_verbs.resource import metrics
 from check_smtp_verbs.settings import Settings
 from check_smtp_verbs.summary import (
@@ -67,7 +68,7 @@ class DnsContext(nagiosplugin.Context):
         super().__init__("dns")
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
-        lookup: mx.Lookup = metric.value
+        lookup: Lookup = metric.value
         return nagiosplugin.Result(DNS_STATES[lookup.state], lookup.error or "", metric)
 
 

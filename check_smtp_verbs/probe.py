@@ -15,7 +15,7 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable
 
-from check_smtp_verbs.deadline import (
+from check_smtp_verbs.core.deadline import (
     AddrInfo,
     Deadline,
     DeadlineExceeded,

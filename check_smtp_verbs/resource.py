@@ -63,8 +63,8 @@ class SmtpVerbs(nagiosplugin.Resource):
         if self.settings.resolver is None:
             self.walk = walk(self.settings)
         else:  # -H NAME looked up through --resolver, as --mx does
-            from check_smtp_verbs import mx
+            from check_smtp_verbs.core import dns
 
-            resolve = mx.resolve_with(mx.make_resolver(self.settings))
+            resolve = dns.resolve_with(dns.make_resolver(self.settings.resolver))
             self.walk = walk(self.settings, resolve=resolve)
         return metrics(self.walk)

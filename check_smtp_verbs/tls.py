@@ -26,7 +26,7 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from check_smtp_verbs.deadline import DeadlineBound, DeadlineExceeded
+from check_smtp_verbs.core.deadline import DeadlineBound, DeadlineExceeded
 from check_smtp_verbs.steps import StepFailed, StepSkipped
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import re
 import smtplib
 from typing import Any, NamedTuple
 
-from check_smtp_verbs.deadline import clock
+from check_smtp_verbs.core.deadline import clock
 from check_smtp_verbs.transcript import Transcript
 
 MAX_REPLY_LINES = 1000

@@ -476,7 +476,7 @@ def _save(store: throttle.StateFile, entries: dict[str, throttle.Entry]) -> bool
 
 
 def _deliver(settings: Settings, built: EmailMessage) -> Delivered:
-    from check_smtp_verbs.deadline import Deadline
+    from check_smtp_verbs.core.deadline import Deadline
     from check_smtp_verbs.notify import delivery
 
     deadline = Deadline(settings.timeout)

@@ -16,7 +16,7 @@ import socket
 from email.message import EmailMessage
 from typing import Any, NamedTuple
 
-from check_smtp_verbs.deadline import (
+from check_smtp_verbs.core.deadline import (
     Deadline,
     DeadlineExceeded,
     DeadlineSocket,
