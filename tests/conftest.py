@@ -19,6 +19,9 @@ from tests.smtpd import Script, SMTPTestServer
 # the test run, where shared, noisy CPUs would make any timing target flaky.
 collect_ignore = ["bench"]
 
+# Fixtures of one feature's servers, kept in their own module (read its docstring).
+pytest_plugins = ["tests.relay_fixtures"]
+
 
 @pytest.fixture
 def smtp_server() -> Iterator[Callable[..., SMTPTestServer]]:

@@ -16,6 +16,13 @@ What the instance does:
   ``mynetworks`` does not contain loopback;
 * nothing can leave: every non-local transport is ``error:``, and no DNS
   lookups are needed.
+
+Two keyword arguments make the instances the refusal checks need:
+``open_relay=True`` puts loopback into ``mynetworks``, so RCPT to any other
+domain gets 250 (a deliberately broken server, still unable to send anything
+anywhere: what it relays is discarded); ``ipv6=True`` listens on ``[::1]`` with
+the same port as well, for checks of every address of a name.  ``name`` goes
+into ``syslog_name`` so the log lines of several instances say whose they are.
 """
 
 from __future__ import annotations
@@ -86,6 +93,11 @@ def _free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
+IPV6_LOOPBACK = "::1"
+OPEN_RELAY_NETWORKS = "127.0.0.0/8 [::1]/128"
+"""Every loopback client may relay: the misconfiguration --relay-test exists to catch."""
+
+
 def _backdate(config_dir: Path) -> None:
     """Make freshly written configuration look old.
 
@@ -149,7 +161,14 @@ def _wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
 class PrivatePostfix:
     """One private Postfix instance; use as a context manager or start()/stop()."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        open_relay: bool = False,
+        ipv6: bool = False,
+        name: str = "postfix",
+    ) -> None:
         postfix = find_postfix()
         if postfix is None:
             raise FileNotFoundError("postfix is not installed (apt-get install postfix)")
@@ -161,6 +180,10 @@ class PrivatePostfix:
         self.hostname = HOSTNAME
         self.base_dir: Path | None = None
         self._running = False
+        self.open_relay = open_relay
+        self.ipv6 = ipv6
+        """Also listen on [::1] with the same port (``self.port``)."""
+        self.name = name
 
     @property
     def config_dir(self) -> Path:
@@ -187,9 +210,7 @@ class PrivatePostfix:
             self._configure()
             for _attempt in range(3):
                 self.port = _free_port(self.host)
-                (self.config_dir / "master.cf").write_text(
-                    MASTER_CF.format(listen=f"{self.host}:{self.port}")
-                )
+                (self.config_dir / "master.cf").write_text(self._master_cf())
                 _backdate(self.config_dir)
                 log_start = len(self.maillog())
                 result = self._command("start")
@@ -368,6 +389,28 @@ class PrivatePostfix:
                 raise self._error(f"timed out after {timeout}s waiting for {what}")
             time.sleep(0.05)
 
+    def _master_cf(self) -> str:
+        """master.cf for this start attempt: the smtpd listener on ``host:port``, and with
+        ``ipv6`` one more on ``[::1]`` with the same port, as one dual-stack MX would."""
+        master_cf = MASTER_CF.format(listen=f"{self.host}:{self.port}")
+        if self.ipv6:
+            master_cf = f"[{IPV6_LOOPBACK}]:{self.port} inet n - n - - smtpd\n" + master_cf
+        return master_cf
+
+    def _instance_settings(self) -> dict[str, str]:
+        """What the keyword arguments change in main.cf, on top of the MX defaults."""
+        settings = {"syslog_name": self.name}
+        if self.open_relay:
+            # error: would not do here: smtpd refuses at RCPT a recipient whose transport
+            # is error: ("550 5.1.1 ... Recipient address rejected"), so the relay would
+            # not look open.  discard: accepts and drops: still nothing leaves.
+            settings["mynetworks"] = OPEN_RELAY_NETWORKS
+            settings["default_transport"] = "discard:open relay test instance"
+            settings["relay_transport"] = "discard:open relay test instance"
+        if self.ipv6:
+            settings["inet_protocols"] = "all"
+        return settings
+
     def _configure(self) -> None:
         assert self.base_dir is not None
         # The virtual delivery agent runs as nobody and needs to reach the maildirs.
@@ -417,6 +460,7 @@ class PrivatePostfix:
                 f"check_recipient_access texthash:{self.config_dir / 'recipient_access'}"
             ),
         }
+        main_cf.update(self._instance_settings())
         (self.config_dir / "main.cf").write_text(
             "".join(f"{name} = {value}\n" for name, value in main_cf.items())
         )

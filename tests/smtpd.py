@@ -37,6 +37,7 @@ import ssl
 import struct
 import sys
 import threading
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO, Union
@@ -62,6 +63,9 @@ DEFAULT_REPLIES: dict[str, Reply] = {
 }
 """Replies of a well-behaved server; EHLO/LHLO are built from ``Script.capabilities``."""
 UNKNOWN_VERB_REPLY = "502 5.5.2 Error: command not recognized"
+TLS_REQUIRED_REPLY = "530 5.7.0 Must issue a STARTTLS command first"
+"""Postfix's words, for ``Script.require_tls``."""
+TLS_REQUIRED_VERBS = ("MAIL", "RCPT", "DATA", "AUTH")
 LMTP_GREETING_REFUSAL = "500 5.5.1 This is an LMTP server: use LHLO"
 
 # Common faults, as raw replies (or banners) so tests read as what they break.
@@ -145,6 +149,11 @@ class Script:
     one reply per accepted recipient (``dot_replies``, else ``replies["DOT"]``)."""
     dot_replies: dict[str, Reply] = field(default_factory=dict)
     """LMTP: the reply after the dot for one recipient address (without <>)."""
+    auth_after_tls_only: bool = False
+    """Offer and accept AUTH only inside TLS, as Postfix's ``smtpd_tls_auth_only = yes``."""
+    require_tls: bool = False
+    """Refuse MAIL, RCPT, DATA and AUTH before STARTTLS with :data:`TLS_REQUIRED_REPLY`,
+    as Postfix's ``smtpd_tls_security_level = encrypt`` does (a submission port)."""
 
     def reply_for(self, verb: str) -> Reply:
         """What to answer to ``verb``: the script's choice, else a sane default."""
@@ -277,6 +286,37 @@ def server_tls_context(cert_chain_pem: str, key_pem: str | None = None) -> ssl.S
     return context
 
 
+TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+"""OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level 1 (their handshake
+signatures use SHA-1/MD5): level 0 is what a server still offering them runs with."""
+
+
+def limit_tls_versions(
+    context: ssl.SSLContext, minimum: str | None = None, maximum: str | None = None
+) -> ssl.SSLContext:
+    """Make a server context accept exactly the versions ``minimum`` to ``maximum``
+    (``"1.0"`` .. ``"1.3"``), also the old ones a badly kept server still speaks, so a
+    check that must refuse TLS 1.0/1.1 has something to refuse.  Changes and returns
+    ``context``."""
+    if minimum is not None:
+        if TLS_VERSIONS[minimum] < ssl.TLSVersion.TLSv1_2:
+            context.set_ciphers(LEGACY_CIPHERS)
+        with warnings.catch_warnings():  # ssl deprecates naming TLS 1.0/1.1 at all
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = TLS_VERSIONS[minimum]
+    if maximum is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.maximum_version = TLS_VERSIONS[maximum]
+    return context
+
+
 def _reply_class(reply: Reply) -> bytes:
     """First digit of a reply, which decides what the server does next."""
     return render(reply)[:1]
@@ -339,6 +379,10 @@ class _Session:
             verb = verb.upper()
             if self.script.closes_at(verb):
                 return
+            if self._needs_tls(verb):
+                if not await self._send(verb, TLS_REQUIRED_REPLY):
+                    return
+                continue
             if not await self.handlers.get(verb, self._do_reply)(verb, argument):
                 return
 
@@ -392,7 +436,7 @@ class _Session:
         script = self.script
         if script.tls_context is not None and script.offer_starttls and not self.tls:
             extra.append("STARTTLS")
-        if script.auth_mechanisms:
+        if script.auth_mechanisms and (self.tls or not script.auth_after_tls_only):
             extra.append("AUTH " + " ".join(script.auth_mechanisms))
         return [*script.capabilities, *extra]
 
@@ -425,11 +469,24 @@ class _Session:
         self.tls = True
         return True
 
+    def _needs_tls(self, verb: str) -> bool:
+        """``require_tls``: this verb must wait for STARTTLS (scripted replies still win,
+        so a test can make one verb misbehave on such a server too)."""
+        scripted = {key.upper() for key in self.script.replies}
+        return (
+            self.script.require_tls
+            and not self.tls
+            and verb in TLS_REQUIRED_VERBS
+            and verb not in scripted
+        )
+
     async def _do_auth(self, verb: str, argument: str) -> bool:
         """PLAIN, LOGIN, CRAM-MD5 and XOAUTH2, checked against ``Script.users``."""
         scripted = {key.upper(): value for key, value in self.script.replies.items()}
         if verb in scripted or not self.script.auth_mechanisms:
             return await self._do_reply(verb, argument)
+        if self.script.auth_after_tls_only and not self.tls:  # not offered: Postfix's 503
+            return await self._send(verb, "503 5.5.1 Error: authentication not enabled")
         mechanism, _, initial = argument.strip().partition(" ")
         mechanism = mechanism.upper()
         if mechanism not in [m.upper() for m in self.script.auth_mechanisms]:
@@ -753,13 +810,21 @@ def _script_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
         close_at=args.close_at,
         close_after=args.close_after,
         expect_proxy=args.expect_proxy,
-        tls_context=server_tls_context(args.tls_cert) if args.tls_cert else None,
+        tls_context=(
+            limit_tls_versions(
+                server_tls_context(args.tls_cert), args.tls_min_version, args.tls_max_version
+            )
+            if args.tls_cert
+            else None
+        ),
         implicit_tls=args.implicit_tls,
         tls_fault=args.tls_fault,
         auth_mechanisms=[m.upper() for m in args.auth_mechanism],
         users=dict(pairs(args.user, "--user")),
         lmtp=args.lmtp,
         dot_replies=dict(pairs(args.dot_reply, "--dot-reply")),
+        auth_after_tls_only=args.auth_after_tls_only,
+        require_tls=args.require_tls,
     )
 
 
@@ -792,8 +857,12 @@ def _parser() -> argparse.ArgumentParser:
     add("--tls-cert", metavar="PEM", help="certificate chain and key: offer STARTTLS")
     add("--implicit-tls", action="store_true", help="TLS from connect (needs --tls-cert)")
     add("--tls-fault", choices=("hang", "reset"), help="break the TLS handshake")
+    add("--tls-min-version", choices=tuple(TLS_VERSIONS), help="also 1.0/1.1 (SECLEVEL=0)")
+    add("--tls-max-version", choices=tuple(TLS_VERSIONS))
+    add("--require-tls", action="store_true", help="530 to MAIL/RCPT/DATA/AUTH before TLS")
     add("--auth-mechanism", action="append", default=[], metavar="MECH", help="offer AUTH MECH")
     add("--user", action="append", default=[], metavar="USER=PASSWORD", help="AUTH credentials")
+    add("--auth-after-tls-only", action="store_true", help="offer AUTH only inside TLS")
     return parser
 
 
