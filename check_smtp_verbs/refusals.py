@@ -1,0 +1,107 @@
+"""What a server must refuse: relaying, AUTH in plaintext, mail before STARTTLS, old TLS.
+
+These regressions arrive with configuration changes and pass every check that only
+asks whether the server *accepts* mail: an open relay accepts everything, a submission
+port that takes mail before STARTTLS looks healthier than one that refuses it.  So
+these judgements are the other way round from the rest of the check: a refusal is
+the good answer.  This module holds the rules only (what counts as offered, refused,
+accepted, and which state that is); the steps that ask the server live with the walk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import NamedTuple
+
+TLS_VERSION_NAMES: dict[str, str] = {
+    "1.0": "TLSv1",
+    "1.1": "TLSv1.1",
+    "1.2": "TLSv1.2",
+    "1.3": "TLSv1.3",
+}
+"""--forbid-tls-version/--tls-max-version values, and what ``SSLSocket.version()`` says."""
+
+_AUTH_LINE = re.compile(r"AUTH(?:[ =]|$)(.*)", re.IGNORECASE)
+
+
+def auth_offered(ehlo_lines: Iterable[str]) -> tuple[str, ...]:
+    """The SASL mechanisms an EHLO reply advertises, upper case, each once, in order.
+
+    Both the RFC 4954 form (``AUTH PLAIN LOGIN``) and the pre-standard ``AUTH=PLAIN
+    LOGIN`` that old Outlook clients needed and many servers still send count: either
+    one offers a password exchange.  The first line of a reply is the server's name,
+    not a capability, and is skipped.
+    """
+    found: dict[str, None] = {}
+    for line in list(ehlo_lines)[1:]:
+        match = _AUTH_LINE.fullmatch(line.strip())
+        if match:
+            found.update(dict.fromkeys(m.upper() for m in match.group(1).split()))
+    return tuple(found)
+
+
+def plaintext_auth_problem(ehlo_lines: Iterable[str]) -> str | None:
+    """``--no-plaintext-auth``: what is wrong with an EHLO reply received without TLS."""
+    offered = auth_offered(ehlo_lines)
+    if not offered:
+        return None
+    return f"AUTH offered before TLS: {' '.join(offered)}"
+
+
+class Verdict(NamedTuple):
+    state: str  # "ok", "warning", "critical" (settings.STATES keys)
+    text: str
+
+
+def relay_verdict(address: str, code: int | None, tempfail_state: str = "warning") -> Verdict:
+    """``--relay-test``: 5xx is the right answer to RCPT for a domain the server must not
+    relay for; 2xx means it would relay (CRITICAL); 4xx decides nothing yet (greylisting,
+    a failed look-up), so it is ``tempfail_state``, WARNING unless the user says."""
+    command = f"RCPT TO:<{address}>"
+    if code is None:
+        return Verdict("unknown", f"{command}: no reply")
+    if 200 <= code < 300:
+        return Verdict("critical", f"open relay: {command} accepted ({code})")
+    if 400 <= code < 500:
+        return Verdict(tempfail_state, f"relay test {command} answered {code} (temporary)")
+    if 500 <= code < 600:
+        return Verdict("ok", f"relay refused: {command} answered {code}")
+    return Verdict("unknown", f"relay test {command} answered {code}")
+
+
+def starttls_required_verdict(code: int | None) -> Verdict:
+    """``--starttls-required``: MAIL FROM before STARTTLS must be refused with 5xx (530
+    "Must issue a STARTTLS command first" is the usual one); taken means mail can be
+    sent in the clear to this port (CRITICAL); 4xx is neither (WARNING)."""
+    if code is None:
+        return Verdict("unknown", "MAIL FROM before STARTTLS: no reply")
+    if 200 <= code < 300:
+        return Verdict("critical", f"accepts mail before STARTTLS (MAIL FROM answered {code})")
+    if 500 <= code < 600:
+        return Verdict("ok", f"mail before STARTTLS refused ({code})")
+    return Verdict("warning", f"MAIL FROM before STARTTLS answered {code}")
+
+
+class VersionError(ValueError):
+    """A --forbid-tls-version/--tls-max-version value that is not a TLS version; one line."""
+
+
+def parse_tls_versions(text: str) -> tuple[str, ...]:
+    """``1.0,1.1`` -> ``("1.0", "1.1")``: each version once, in ascending order.
+
+    ``TLSv1.0``/``tlsv1.1``/``1`` are accepted for the same versions, as the names
+    people copy from scanners' reports; SSL 3 and anything else is refused (Python's
+    ssl cannot offer SSL 3 at all, so it could never be tested).
+    """
+    versions: set[str] = set()
+    for part in text.split(","):
+        item = part.strip().lower().removeprefix("tlsv").removeprefix("tls")
+        item = {"1": "1.0"}.get(item, item)
+        if item not in TLS_VERSION_NAMES:
+            shown = part.strip() or "(empty)"
+            raise VersionError(
+                f"not a TLS version: {shown!r} (expected 1.0, 1.1, 1.2 or 1.3, comma separated)"
+            )
+        versions.add(item)
+    return tuple(sorted(versions))
