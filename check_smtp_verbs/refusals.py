@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 TLS_VERSION_NAMES: dict[str, str] = {
     "1.0": "TLSv1",
@@ -105,3 +105,34 @@ def parse_tls_versions(text: str) -> tuple[str, ...]:
             )
         versions.add(item)
     return tuple(sorted(versions))
+
+
+LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+"""OpenSSL 3 will not even offer TLS 1.0/1.1 at its default security level (their
+handshakes sign with SHA-1/MD5); a client that must find out whether a server still
+accepts them has to lower its own level first, or every such probe "passes"."""
+
+
+def limit_to_version(context: Any, version: str) -> Any:
+    """Make a client ``ssl.SSLContext`` offer exactly one TLS version (``"1.0"``..``"1.3"``):
+    the second handshake of --forbid-tls-version, which must fail.  Returns ``context``.
+
+    ssl is imported here, not at the top, so that the rules above cost nothing to the
+    checks that never shake hands.
+    """
+    import ssl
+    import warnings
+
+    wanted = {
+        "1.0": ssl.TLSVersion.TLSv1,
+        "1.1": ssl.TLSVersion.TLSv1_1,
+        "1.2": ssl.TLSVersion.TLSv1_2,
+        "1.3": ssl.TLSVersion.TLSv1_3,
+    }[version]
+    if wanted < ssl.TLSVersion.TLSv1_2:
+        context.set_ciphers(LEGACY_CIPHERS)
+    with warnings.catch_warnings():  # ssl deprecates even naming TLS 1.0/1.1
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = wanted
+        context.maximum_version = wanted
+    return context

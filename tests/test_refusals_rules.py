@@ -7,16 +7,21 @@ real are in test_relay_servers.py and the plugin tests.
 
 from __future__ import annotations
 
+import smtplib
+import ssl
+
 import pytest
 
 from check_smtp_verbs.refusals import (
     VersionError,
     auth_offered,
+    limit_to_version,
     parse_tls_versions,
     plaintext_auth_problem,
     relay_verdict,
     starttls_required_verdict,
 )
+from tests.smtpd import limit_tls_versions
 
 
 @pytest.mark.parametrize(
@@ -93,3 +98,26 @@ def test_anything_else_is_one_line_naming_what_was_typed(text):
         parse_tls_versions(text)
     assert "\n" not in str(error.value)
     assert str(error.value).startswith("not a TLS version: ")
+
+
+@pytest.mark.parametrize(("version", "name"), [("1.0", "TLSv1"), ("1.1", "TLSv1.1")])
+def test_a_context_limited_to_an_old_version_really_negotiates_it(
+    smtp_server, certs, version, name
+):
+    server = smtp_server(tls_context=limit_tls_versions(certs.context(), "1.0", "1.3"))
+    context = limit_to_version(ssl.create_default_context(cafile=str(certs.ca_file)), version)
+    with smtplib.SMTP(server.host, server.port, timeout=5) as smtp:
+        smtp._host = "smtpd.test"
+        smtp.starttls(context=context)
+        assert smtp.sock.version() == name
+    assert server.tls_versions == [name]
+
+
+def test_a_context_limited_to_tls_1_0_is_refused_by_a_modern_server(smtp_server, certs):
+    server = smtp_server(tls_context=certs.context())  # Python's defaults: TLS 1.2 and up
+    context = limit_to_version(ssl.create_default_context(cafile=str(certs.ca_file)), "1.0")
+    with smtplib.SMTP(server.host, server.port, timeout=5) as smtp:
+        smtp._host = "smtpd.test"
+        with pytest.raises(ssl.SSLError):
+            smtp.starttls(context=context)
+    assert server.tls_versions == []
