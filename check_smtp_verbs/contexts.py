@@ -9,16 +9,18 @@ is not down, so a bad or missing QUIT reply is at most WARNING (OK with -q).
 
 from __future__ import annotations
 
-import datetime
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import nagiosplugin
 from nagiosplugin.state import ServiceState
 
 from check_smtp_verbs.codes import CodeSet
 from check_smtp_verbs.steps import StepResult
+
+if TYPE_CHECKING:  # only TLS checks make certificate metrics
+    import datetime
 
 
 class ReplyContext(nagiosplugin.Context):
@@ -101,6 +103,8 @@ class CertificateContext(nagiosplugin.Context):
         self.critical_days = critical_days
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        import datetime
+
         value: CertificateDays = metric.value
         which = "certificate" if value.leaf else f"chain certificate {value.subject}"
         end = value.not_after.strftime("%Y-%m-%d %H:%M:%S UTC")

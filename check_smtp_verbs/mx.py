@@ -16,10 +16,10 @@ from typing import NamedTuple
 
 from check_smtp_verbs.core.deadline import Deadline, clock
 from check_smtp_verbs.core.dns import Lookup, MxHost, lookup, make_resolver, resolve_with
+from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.probe import walk
 from check_smtp_verbs.settings import Settings
 from check_smtp_verbs.steps import Step, StepResult, Walk
-from check_smtp_verbs.transcript import Transcript
 
 
 class HostWalk(NamedTuple):

@@ -40,7 +40,7 @@ def certificate_metrics(result: Walk, prefix: str = "") -> list[nagiosplugin.Met
     if facts is None or facts.expiring is None:
         return []
     from check_smtp_verbs.contexts import CertificateDays
-    from check_smtp_verbs.tls import days_left
+    from check_smtp_verbs.core.tls import days_left
 
     cert = facts.expiring
     subject = result.transcript.scrub(cert.subject)  # server-chosen text, like a reply

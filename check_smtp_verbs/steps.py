@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from check_smtp_verbs.codes import CodeSet
-from check_smtp_verbs.transcript import Transcript
+from check_smtp_verbs.core.transcript import Transcript
 
 if TYPE_CHECKING:
-    from check_smtp_verbs.tls import TlsFacts
+    from check_smtp_verbs.core.tls import TlsFacts
 
 Send = Callable[[Any], object]  # called with the Conversation that runs the step
 

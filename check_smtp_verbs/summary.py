@@ -90,7 +90,7 @@ def tls_lines(walk: Walk) -> list[str]:
     facts = walk.tls
     if facts is None:
         return []
-    from check_smtp_verbs.tls import days_left, when
+    from check_smtp_verbs.core.tls import days_left, when
 
     bits = f" ({facts.bits} bits)" if facts.bits else ""
     check = (

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from check_smtp_verbs import proxy
 from check_smtp_verbs.commands import reply_text
-from check_smtp_verbs.wire import parse_reply
+from check_smtp_verbs.core.client import parse_reply
 from tests import smtpd
 
 codes = st.integers(min_value=200, max_value=559).filter(lambda c: c % 100 < 60)
