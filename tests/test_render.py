@@ -46,11 +46,11 @@ def test_a_verb_threshold_prints_as_plain_decimals_in_the_message(smtp_server):
 def test_a_command_whose_label_ends_in_total_is_named_not_taken_for_the_whole_run(
     smtp_server,
 ):
-    run = run_plugin(
-        *server_args(smtp_server(), *FULL, "-C", "NOOP subtotal", "--verb-critical", "noop=0.0")
-    )
+    server = smtp_server(replies={"XTOTAL": "250 2.0.0 counted"})
+    run = run_plugin(*server_args(server, *FULL, "-C", "XTOTAL", "--verb-critical", "xtotal=0"))
     assert run.returncode == 2, run.stdout
-    assert run.status.startswith("SMTP_VERBS CRITICAL - NOOP subtotal took ")
+    assert run.status.startswith("SMTP_VERBS CRITICAL - XTOTAL took ")
+    assert run.status.endswith("s (outside range 0:0)")
 
 
 def test_an_extra_banner_command_is_named_by_its_command_not_as_the_banner(smtp_server):
