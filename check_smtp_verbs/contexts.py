@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import NamedTuple
 
 import nagiosplugin
@@ -58,11 +57,24 @@ def decimal(number: float) -> str:
     nagiosplugin prints numbers with str(), which switches to exponents below 1e-4 and
     from 1e16: not valid perfdata for every grapher, and not what the user typed.
     repr() is the shortest text that reads back as the same float, so no digit is
-    invented or lost on the way.
+    invented or lost on the way; only its exponent is written out (the decimal module
+    would do it too, at an import every plaintext check would pay for).
     """
     if math.isinf(number):
         return "inf" if number > 0 else "-inf"
-    return format(Decimal(repr(number)), "f")
+    text = repr(number)
+    mantissa, e, exponent = text.partition("e")
+    if not e:
+        return text
+    sign = "-" if mantissa.startswith("-") else ""
+    whole, _, fraction = mantissa.lstrip("-").partition(".")
+    digits = whole + fraction
+    point = len(whole) + int(exponent)  # where the decimal point goes in digits
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return f"{sign}{digits}{'0' * (point - len(digits))}"
+    return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
 def range_text(threshold: nagiosplugin.Range, omit_zero_start: bool = True) -> str:
