@@ -56,7 +56,7 @@ def account(run: Run) -> tuple[list[nagiosplugin.Metric], dict[str, Part]]:
         if certificate is not None:
             parts[certificate.name] = Part(index)
             out.append(certificate)
-    alone = len(run.walks) == 1 and not run.walks[0].target.prefix and run.lookup is None
+    alone = len(run.walks) == 1 and not run.several
     parts["total"] = Part(0 if alone else None)
     out.append(nagiosplugin.Metric("total", run.total, "s", min=0, context="time_total"))
     return out, parts

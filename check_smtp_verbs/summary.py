@@ -133,12 +133,13 @@ def walk_states(
 
 
 def count(run: Run, states: list[ServiceState]) -> str:
+    """How many targets were fine: the scale of an outage, next to its first cause."""
     ok = sum(1 for state in states if state == nagiosplugin.Ok)
     kind = "MX hosts" if run.lookup is not None and not run.lookup.implicit else "hosts"
     return f"{ok} of {len(states)} {kind} OK"
 
 
-def what(run: Run, part: Part | None, name: str) -> str:
+def what(part: Part | None, name: str) -> str:
     """What a time metric measured, in words."""
     if part is None:
         return name
@@ -147,14 +148,14 @@ def what(run: Run, part: Part | None, name: str) -> str:
     return "the whole conversation" if part.walk is not None else "the whole run"
 
 
-def describe(run: Run, part: Part | None, result: nagiosplugin.Result) -> str:
+def describe(part: Part | None, result: nagiosplugin.Result) -> str:
     """Why one result is not OK, without naming its host."""
     metric = result.metric
     if metric.context == "reply":
         return reply_problem(metric.value)
     if metric.context == "cert_days":
         return clean(result.hint)
-    return clean(f"{what(run, part, metric.name)} took {metric.value:.3f}s ({result.hint})")
+    return clean(f"{what(part, metric.name)} took {metric.value:.3f}s ({result.hint})")
 
 
 def problem(run: Run, parts: dict[str, Part], results: nagiosplugin.Results) -> str | None:
@@ -171,7 +172,7 @@ def problem(run: Run, parts: dict[str, Part], results: nagiosplugin.Results) -> 
         took = f"the MX look-up of {run.lookup.domain} took {metric.value:.3f}s"
         return clean(f"{took} ({first.hint}); {count(run, states)}")
     part = parts.get(metric.name)
-    text = describe(run, part, first)
+    text = describe(part, first)
     if not run.several:
         return text
     if part is None or part.walk is None:
