@@ -53,18 +53,72 @@ class ReplyContext(nagiosplugin.Context):
         return nagiosplugin.Result(self.state(metric.value), metric=metric)
 
 
+def decimal(number: float) -> str:
+    """A number in plain decimals, ``0.000001`` and never ``1e-06``.
+
+    nagiosplugin prints numbers with str(), which switches to exponents below 1e-4 and
+    from 1e16: not valid perfdata for every grapher, and not what the user typed.
+    repr() is the shortest text that reads back as the same float, so no digit is
+    invented or lost on the way; only its exponent is written out (the decimal module
+    would do it too, at an import every plaintext check would pay for).
+    """
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    text = repr(number)
+    mantissa, e, exponent = text.partition("e")
+    if not e:
+        return text
+    sign = "-" if mantissa.startswith("-") else ""
+    whole, _, fraction = mantissa.lstrip("-").partition(".")
+    digits = whole + fraction
+    point = len(whole) + int(exponent)  # where the decimal point goes in digits
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return f"{sign}{digits}{'0' * (point - len(digits))}"
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+def range_text(threshold: nagiosplugin.Range, omit_zero_start: bool = True) -> str:
+    """A range as the plugin API writes it (nagiosplugin's own rules), in plain decimals."""
+    text = "@" if threshold.invert else ""
+    if threshold.start == -math.inf:
+        text += "~:"
+    elif not omit_zero_start or threshold.start != 0:
+        text += f"{decimal(threshold.start)}:"
+    if threshold.end != math.inf:
+        text += decimal(threshold.end)
+    return text
+
+
 class TimeContext(nagiosplugin.ScalarContext):
     """Thresholds on one verb's time; perfdata rounded to the microsecond.
 
     nagiosplugin prints floats with repr(), which yields ``1e-05`` for ten
-    microseconds: not valid perfdata for every grapher, hence the fixed format.
+    microseconds: not valid perfdata for every grapher, hence the fixed format, and
+    the thresholds (in perfdata and in the "outside range" hint) in plain decimals.
     """
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        for state, threshold in (
+            (nagiosplugin.Critical, self.critical),
+            (nagiosplugin.Warn, self.warning),
+        ):
+            if not threshold.match(metric.value):
+                hint = f"outside range {range_text(threshold, omit_zero_start=False)}"
+                return nagiosplugin.Result(state, hint, metric)
+        return nagiosplugin.Result(nagiosplugin.Ok, None, metric)
 
     def performance(
         self, metric: nagiosplugin.Metric, resource: object
     ) -> nagiosplugin.Performance:
         return nagiosplugin.Performance(
-            metric.name, f"{metric.value:.6f}", metric.uom, self.warning, self.critical, 0
+            metric.name,
+            f"{metric.value:.6f}",
+            metric.uom,
+            range_text(self.warning),
+            range_text(self.critical),
+            0,
         )
 
 
@@ -76,6 +130,11 @@ def time_contexts(
     return [
         TimeContext(f"time_{label}", warning.get(label), critical.get(label)) for label in labels
     ]
+
+
+def days_text(days: float) -> str:
+    """-D's days as typed: ``30`` for 30.0, ``0.5``, never ``1e-06``."""
+    return decimal(int(days) if float(days).is_integer() else days)
 
 
 class CertificateDays(NamedTuple):
@@ -125,11 +184,13 @@ class CertificateContext(nagiosplugin.Context):
         text = f"{which} expires in {left} day{'s' if left != 1 else ''} on {end}"
         if self.critical_days is not None and days < self.critical_days:
             return nagiosplugin.Result(
-                nagiosplugin.Critical, f"{text} (critical below {self.critical_days:g})", metric
+                nagiosplugin.Critical,
+                f"{text} (critical below {days_text(self.critical_days)})",
+                metric,
             )
         if self.warning_days is not None and days < self.warning_days:
             return nagiosplugin.Result(
-                nagiosplugin.Warn, f"{text} (warning below {self.warning_days:g})", metric
+                nagiosplugin.Warn, f"{text} (warning below {days_text(self.warning_days)})", metric
             )
         return nagiosplugin.Result(nagiosplugin.Ok, text, metric)
 
@@ -137,7 +198,7 @@ class CertificateContext(nagiosplugin.Context):
         self, metric: nagiosplugin.Metric, resource: object
     ) -> nagiosplugin.Performance:
         def low(days: float | None) -> str:
-            return "" if days is None else f"{days:g}:"
+            return "" if days is None else f"{days_text(days)}:"
 
         return nagiosplugin.Performance(
             metric.name,
