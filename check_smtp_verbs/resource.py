@@ -15,18 +15,21 @@ from check_smtp_verbs.settings import Settings
 from check_smtp_verbs.steps import Walk
 
 
-def metrics(result: Walk, prefix: str = "") -> list[nagiosplugin.Metric]:
-    """Metrics of one walk; ``prefix`` keeps the labels of several hosts apart."""
+def metrics(
+    result: Walk, prefix: str = "", own_times: tuple[str, ...] = ()
+) -> list[nagiosplugin.Metric]:
+    """Metrics of one walk; ``prefix`` keeps the labels of several hosts apart.
+
+    A step named in ``own_times`` (``--verb-warning rcpt_2=1``) is judged by its own
+    time context, every other step by its verb's.
+    """
     out = []
     for step in result.results:
         name = prefix + step.step.name
         out.append(nagiosplugin.Metric(name, step, context="reply"))
         if step.seconds is not None:
-            out.append(
-                nagiosplugin.Metric(
-                    name, step.seconds, "s", min=0, context=f"time_{step.step.verb}"
-                )
-            )
+            key = step.step.name if step.step.name in own_times else step.step.verb
+            out.append(nagiosplugin.Metric(name, step.seconds, "s", min=0, context=f"time_{key}"))
     out.append(
         nagiosplugin.Metric(prefix + "total", result.total, "s", min=0, context="time_total")
     )
@@ -67,4 +70,4 @@ class SmtpVerbs(nagiosplugin.Resource):
 
             resolve = dns.resolve_with(dns.make_resolver(self.settings.resolver))
             self.walk = walk(self.settings, resolve=resolve)
-        return metrics(self.walk)
+        return metrics(self.walk, own_times=self.settings.step_timed)

@@ -78,17 +78,16 @@ class Parser(argparse.ArgumentParser):
             if action is None or value is None:
                 rest.append(arg)
                 index += 1
-                if not eq and (
-                    arg in takes_value
-                    or (
-                        arg in optional_value
-                        and index < len(argv)
-                        and not argv[index].startswith("-")
+                if (
+                    not eq
+                    and index < len(argv)
+                    and (
+                        arg in takes_value
+                        or (arg in optional_value and not argv[index].startswith("-"))
                     )
                 ):
-                    if index < len(argv):
-                        rest.append(argv[index])
-                        index += 1
+                    rest.append(argv[index])
+                    index += 1
                 continue
             converted = self._get_value(action, value)  # type conversion, errors as argparse
             collected.setdefault(action.dest, []).append(converted)

@@ -103,15 +103,15 @@ BAD_TLS_AUTH = [
     ),
     (
         ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/"],
-        "--auth-password-file: cannot read /: Is a directory",
+        "--auth-password-file: / is not a regular file",
     ),
     (
         ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/dev/null"],
-        "the AUTH secret from --auth-password-file /dev/null is empty",
+        "--auth-password-file: /dev/null is not a regular file",
     ),
     (
         ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/dev/zero"],
-        "the AUTH secret from --auth-password-file /dev/zero is longer than 16384 characters",
+        "--auth-password-file: /dev/zero is not a regular file",
     ),
     (
         ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-env", "NO_SUCH_VARIABLE_HERE"],
