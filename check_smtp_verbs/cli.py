@@ -78,9 +78,10 @@ class Keys(NamedTuple):
 
 
 def _keys(verbs: list[str], recipients: int, commands: tuple[Command, ...]) -> Keys:
-    most = {"rcpt": recipients, "dot": recipients}
+    most = {"rcpt": max(recipients, 1), "dot": max(recipients, 1)}
     for command in commands:  # a -C verb that is also a built-in step is numbered on from it
-        most[command.verb] = most.get(command.verb, 1) + 1
+        builtin = command.verb in DEFAULT_EXPECT or command.verb in TIMED
+        most[command.verb] = most.get(command.verb, 1 if builtin else 0) + 1
     return Keys(tuple(verbs), most)
 
 
@@ -329,7 +330,7 @@ def _expect(values: list[str], keys: Keys) -> tuple[dict[str, CodeSet], str | No
         try:
             expect[key] = CodeSet.parse(codes)
         except ValueError as exc:
-            raise UsageError(f"--expect: {exc} in {value!r}") from None
+            raise UsageError(f"--expect {value!r}: {exc}") from None
     if banner_text is not None:
         try:
             addresses.reject_control_characters(banner_text, "--expect")

@@ -14,7 +14,7 @@ BAD = [
     (["-p", "0"], "--port must be a number from 1 to 65535, not '0'"),
     (["-p", "smtp"], "--port must be a number from 1 to 65535"),
     (["--expect", "vrfx=250"], "--expect: unknown verb 'vrfx'"),
-    (["--expect", "rcpt=25"], "--expect: invalid reply code pattern '25'"),
+    (["--expect", "rcpt=25"], "--expect 'rcpt=25': invalid reply code pattern '25'"),
     (["--expect", "rcpt="], "--expect wants VERB=VALUE"),
     (["--warning-codes", "rcpt=4yz"], "--warning-codes: invalid reply code pattern '4yz'"),
     (["-w", "fast"], "--warning: invalid range 'fast'"),
