@@ -9,7 +9,6 @@ opened without blocking, must be a regular file, and is read up to a fixed size.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import stat
@@ -159,6 +158,8 @@ def host_port(value: str, default_port: int, option: str) -> tuple[str, int]:
 
 def ip_port(value: str, option: str, *, allow_zero: bool = True) -> tuple[str, int | None]:
     """``IP[:PORT]`` or ``[IPv6][:PORT]``: an address, never a name to look up."""
+    import ipaddress  # only --resolver and --proxy-source pay for it
+
     address, number = split_host_port(value, option)
     try:
         address = str(ipaddress.ip_address(address))
