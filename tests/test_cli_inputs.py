@@ -8,10 +8,13 @@ not be echoed into the scheduler's log; and 20 000 recipients parse in one pass.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from check_smtp_verbs import cli, inputs
 from check_smtp_verbs.notify import cli as notify_cli
@@ -215,3 +218,25 @@ def test_repeatable_options_keep_command_line_order_across_spellings():
         ["-H", "127.0.0.1", "-C", "NOOP", "--command-expect=VRFY x=252", "--command", "RSET"]
     )
     assert [c.verb for c in settings.commands] == ["noop", "vrfy", "rset"]
+
+
+@given(
+    st.ip_addresses(v=4) | st.ip_addresses(v=6).filter(lambda a: a.ipv4_mapped is None),
+    st.none() | st.integers(min_value=0, max_value=65535),
+)
+def test_ip_port_round_trips(address, port):
+    text = f"[{address}]" if address.version == 6 else str(address)
+    if port is not None:
+        text += f":{port}"
+    assert inputs.ip_port(text, "--proxy-source") == (str(address), port)
+
+
+@given(st.text(max_size=40))
+def test_ip_port_is_parsed_or_refused_with_one_line(text):
+    try:
+        address, port = inputs.ip_port(text, "--proxy-source")
+    except UsageError as exc:
+        assert str(exc).startswith("--proxy-source") and "\n" not in str(exc)
+    else:
+        ipaddress.ip_address(address)
+        assert port is None or 0 <= port <= 65535
