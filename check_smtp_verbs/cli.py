@@ -307,7 +307,7 @@ def _resolver(value: str | None) -> tuple[str, int] | None:
     return address, 53 if port is None else port
 
 
-_CODE_LIKE = re.compile(r"(?=.*[0-9])[0-9xX]+(?:\s*,\s*[0-9xX]+)*")
+_CODE_LIKE = re.compile(r"(?=.*[0-9])[0-9xX,\s]+")  # "250,", "2 5 0" are typos, not text
 
 
 def _expect(values: list[str], keys: Keys) -> tuple[dict[str, CodeSet], str | None]:

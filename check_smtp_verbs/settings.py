@@ -1,7 +1,8 @@
 """The validated description of one check run.
 
-Everything the command line says is checked once, in cli.py, and lands here; the
-probe, contexts and summary read only this.  Nothing unchecked gets past it.
+Everything the command line says is checked once, in cli.py (with the readers of
+inputs.py), and lands here; the probe, contexts and summary read only this.
+Nothing unchecked gets past it.
 """
 
 from __future__ import annotations

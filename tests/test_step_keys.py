@@ -152,6 +152,7 @@ def test_banner_text_judgement_lives_in_the_reply_context():
         ("25", "--expect '25': invalid reply code pattern '25'"),
         ("2XX,6xx", "--expect '2XX,6xx': invalid reply code pattern '6xx'"),
         ("rcpt=25x5", "--expect 'rcpt=25x5': invalid reply code pattern '25x5'"),
+        ("250,", "--expect '250,': invalid reply code pattern ''"),
     ],
 )
 def test_truly_bad_code_patterns_are_refused_quoting_the_input(smtp_server, value, message):
