@@ -24,33 +24,60 @@ if TYPE_CHECKING:  # only TLS checks make certificate metrics
 
 
 class ReplyContext(nagiosplugin.Context):
+    """Judges each reply; a step's own key (``rcpt_2``) wins over its verb's (``rcpt``).
+
+    ``banner_text`` is check_smtp's ``-e STRING``: a banner with the right code but
+    without the text gets ``banner_text_state`` (WARNING, as check_smtp), the hint
+    saying what was missing.
+    """
+
     def __init__(
         self,
         warning_codes: Mapping[str, CodeSet],
         timeout_state: ServiceState = nagiosplugin.Critical,
         ignore_quit: bool = False,
+        banner_text: str | None = None,
+        banner_text_state: ServiceState = nagiosplugin.Warn,
     ) -> None:
         super().__init__("reply")
         self.warning_codes = warning_codes
         self.timeout_state = timeout_state
         self.ignore_quit = ignore_quit
+        self.banner_text = banner_text
+        self.banner_text_state = banner_text_state
+
+    def lacks_banner_text(self, result: StepResult) -> bool:
+        return (
+            self.banner_text is not None
+            and result.step.verb == "banner"
+            and result.error is None
+            and result.expected
+            and self.banner_text not in "\n".join(result.lines)
+        )
 
     def state(self, result: StepResult) -> ServiceState:
         if result.error is None and result.expected:
-            return nagiosplugin.Ok
+            return self.banner_text_state if self.lacks_banner_text(result) else nagiosplugin.Ok
         if result.step.verb == "quit":
             return nagiosplugin.Ok if self.ignore_quit else nagiosplugin.Warn
         if result.timed_out:
             return self.timeout_state
         if result.error is None:
-            for verb in (result.step.verb, "*"):
-                codes = self.warning_codes.get(verb)
-                if codes is not None and codes.matches(result.code):
-                    return nagiosplugin.Warn
+            for key in (result.step.name, result.step.verb, "*"):
+                codes = self.warning_codes.get(key)
+                if codes is not None:
+                    if codes.matches(result.code):
+                        return nagiosplugin.Warn
+                    if key == result.step.name != result.step.verb:
+                        break  # the step's own list is the whole answer for it
         return nagiosplugin.Critical
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
-        return nagiosplugin.Result(self.state(metric.value), metric=metric)
+        result: StepResult = metric.value
+        hint = None
+        if self.lacks_banner_text(result):
+            hint = f"the banner does not contain {self.banner_text!r}: {result.text}"
+        return nagiosplugin.Result(self.state(result), hint, metric=metric)
 
 
 def decimal(number: float) -> str:

@@ -29,7 +29,7 @@ QUIT_AFTER: dict[str, frozenset[str]] = {
 
 
 def _step(name: str, verb: str, label: str, awaited: str, settings: Settings, send: Send) -> Step:
-    return Step(name, verb, label, awaited, settings.expected(verb), send)
+    return Step(name, verb, label, awaited, settings.expected_for(name, verb), send)
 
 
 def plan(settings: Settings) -> list[Step]:
@@ -154,7 +154,7 @@ def command_steps(settings: Settings, before: list[Step]) -> list[Step]:
                 command.verb,
                 command.text,
                 f"the {command.text.split(' ', 1)[0].upper()} reply",
-                command.expected(settings.expect),
+                settings.expected_for(name, command.verb, command),
                 lambda c, text=command.text: c.client.command(text),
                 response=command.response,
             )
@@ -200,6 +200,7 @@ def data_steps(settings: Settings) -> list[Step]:
             steps.append(
                 dot._replace(
                     name=name,
+                    expect=settings.expected_for(name, "dot"),
                     label=f"end of DATA for <{recipient}>",
                     awaited=f"the reply to the end of DATA for <{recipient}>",
                     send=(lambda c: c.send_message()) if not steps else (lambda c: c.next_reply()),

@@ -27,8 +27,14 @@ class Part(NamedTuple):
     step: StepResult | None = None  # None: the walk's total time or its certificate
 
 
-def account(run: Run) -> tuple[list[nagiosplugin.Metric], dict[str, Part]]:
-    """The metrics of a run, and what each label stands for."""
+def account(
+    run: Run, own_times: frozenset[str] | tuple[str, ...] = ()
+) -> tuple[list[nagiosplugin.Metric], dict[str, Part]]:
+    """The metrics of a run, and what each label stands for.
+
+    A step named in ``own_times`` (``--verb-warning rcpt_2=1``) is judged by its own
+    time context, every other step by its verb's.
+    """
     out: list[nagiosplugin.Metric] = []
     parts: dict[str, Part] = {}
     if run.lookup is not None:
@@ -42,10 +48,9 @@ def account(run: Run) -> tuple[list[nagiosplugin.Metric], dict[str, Part]]:
             parts[name] = Part(index, step)
             out.append(nagiosplugin.Metric(name, step, context="reply"))
             if step.seconds is not None:
+                key = step.step.name if step.step.name in own_times else step.step.verb
                 out.append(
-                    nagiosplugin.Metric(
-                        name, step.seconds, "s", min=0, context=f"time_{step.step.verb}"
-                    )
+                    nagiosplugin.Metric(name, step.seconds, "s", min=0, context=f"time_{key}")
                 )
         if prefix:  # unprefixed, the walk's total is the run's (below)
             parts[prefix + "total"] = Part(index)
@@ -95,7 +100,7 @@ class Verbs(nagiosplugin.Resource):
 
     def probe(self) -> list[nagiosplugin.Metric]:
         self.run = self.execute()
-        out, self.parts = account(self.run)
+        out, self.parts = account(self.run, self.settings.step_timed)
         return out
 
 

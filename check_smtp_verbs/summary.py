@@ -152,7 +152,8 @@ def describe(part: Part | None, result: nagiosplugin.Result) -> str:
     """Why one result is not OK, without naming its host."""
     metric = result.metric
     if metric.context == "reply":
-        return reply_problem(metric.value)
+        # a hint says why an expected reply is still not OK (the banner lacks -e TEXT)
+        return clean(result.hint) if result.hint else reply_problem(metric.value)
     if metric.context == "cert_days":
         return clean(result.hint)
     return clean(f"{what(part, metric.name)} took {metric.value:.3f}s ({result.hint})")
