@@ -29,7 +29,7 @@ import pytest
 import check_smtp_verbs
 from check_smtp_verbs import manpage
 from tests.plugin import need, run_plugin
-from tests.schedulers import Icinga2, find_program
+from tests.schedulers import NAGIOS_TIMEPERIOD, Icinga2, Nagios, find_program
 from tests.smtpd import SMTPTestServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -449,3 +449,60 @@ def test_installed_icinga2_commands_load_through_include_plugins_contrib(
         assert instance.object("NotificationCommand", name)["command"] == [
             f"{PLUGIN_DIR}/notify_sms_mail"
         ]
+
+
+NAGIOS_SITE = (
+    NAGIOS_TIMEPERIOD
+    + """
+define contact {
+    contact_name                    sms-oncall
+    pager                           0400000000@sms.example.net
+    _SMS_GATEWAY                    sms.example.net
+    _SMS_STATE_FILE                 /var/lib/nagios4/notify_sms_mail/sms-oncall.json
+    service_notification_period     24x7
+    host_notification_period        24x7
+    service_notification_options    w,u,c,r
+    host_notification_options       d,u,r
+    service_notification_commands   notify-service-by-sms-mail
+    host_notification_commands      notify-host-by-sms-mail
+}
+define host {
+    host_name                       mx1
+    address                         192.0.2.25
+    max_check_attempts              3
+    check_period                    24x7
+    notification_period             24x7
+    contacts                        sms-oncall
+}
+define service {
+    host_name                       mx1
+    service_description             smtp-verbs
+    check_command                   check_smtp_verbs!--rcpt postmaster@example.net
+    max_check_attempts              3
+    check_interval                  5
+    retry_interval                  1
+    check_period                    24x7
+    notification_period             24x7
+    contacts                        sms-oncall
+}
+"""
+)
+
+
+@pytest.mark.debian
+@pytest.mark.nagios
+def test_installed_nagios_commands_load_from_debians_plugin_config_directory(
+    installed: Path, nagios_program: str, tmp_path: Path
+) -> None:
+    """Debian's nagios.cfg has cfg_dir=/etc/nagios-plugins/config: load it the same way,
+    with every other plugin's commands of that directory beside ours."""
+    nagios = Nagios(tmp_path, nagios_program)
+    site = tmp_path / "site.cfg"
+    site.write_text(NAGIOS_SITE)
+    nagios.write_config(
+        [site], cfg_dir="/etc/nagios-plugins/config", admin_email="nagios@example.net"
+    )
+    done = nagios.validate()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Total Warnings: 0" in done.stdout, done.stdout
+    assert "Total Errors:   0" in done.stdout, done.stdout
