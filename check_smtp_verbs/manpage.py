@@ -238,6 +238,42 @@ PAGES: dict[str, Page] = {
 }
 
 
+def _extra_opts_entries(
+    parser: argparse.ArgumentParser,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """FILES and ENVIRONMENT entries of ``--extra-opts``, for a parser that has it.
+
+    The ini search path is read from the module that searches it, so the page
+    cannot name other places than the program looks in.
+    """
+    if "--extra-opts" not in parser._option_string_actions:
+        return [], []
+    try:
+        from check_smtp_verbs import extra_opts
+
+        defaults = tuple(getattr(extra_opts, "DEFAULT_FILES", ()))
+    except ImportError:
+        defaults = ()
+    where = f": the first that exists of {', '.join(defaults)}" if defaults else ""
+    files = [
+        (
+            "monitoring-plugins.ini, plugins.ini",
+            "Options for --extra-opts, in a section named after the program unless "
+            f"--extra-opts names another; without @FILE, the standard places{where}, "
+            "as the monitoring-plugins read them.",
+        )
+    ]
+    environment = [
+        ("MP_CONFIG_FILE", "the ini file --extra-opts reads when it names none."),
+        (
+            "NAGIOS_CONFIG_PATH",
+            "directories (separated by colons) where --extra-opts looks for "
+            "monitoring-plugins.ini, plugins.ini or nagios-plugins.ini.",
+        ),
+    ]
+    return files, environment
+
+
 # --- roff -----------------------------------------------------------------
 
 
@@ -303,11 +339,12 @@ def render(program: str, when: float | None = None) -> str:
     out.append(".SH EXAMPLES")
     for what, command in page.examples:
         out += [".PP", roff(what), ".PP", ".RS", ".nf", roff(_wrap(command)), ".fi", ".RE"]
+    extra_files, extra_environment = _extra_opts_entries(parser)
     out.append(".SH FILES")
-    for path, meaning in page.files:
+    for path, meaning in [*page.files, *extra_files]:
         out += [".TP", f"\\fI{roff(path)}\\fR", roff(meaning)]
     out.append(".SH ENVIRONMENT")
-    environment = list(page.environment)
+    environment = [*page.environment, *extra_environment]
     if program == "notify_sms_mail":
         environment = _notify_environment() + environment
     for name, meaning in environment:

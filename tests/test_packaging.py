@@ -11,6 +11,7 @@ against a test server, loads the installed Icinga 2 definitions through
 
 from __future__ import annotations
 
+import argparse
 import configparser
 import email.parser
 import os
@@ -97,6 +98,16 @@ def test_man_page_has_every_section_and_every_option_of_the_parser(program: str)
         if f"\\fB{manpage.roff(spelling)}\\fR" not in page
     ]
     assert not missing, f"{program}(1) lacks {missing}"
+
+
+def test_man_page_names_the_extra_opts_files_and_variables_only_with_that_option() -> None:
+    without = argparse.ArgumentParser(prog="x")
+    assert manpage._extra_opts_entries(without) == ([], [])
+    with_it = argparse.ArgumentParser(prog="x")
+    with_it.add_argument("--extra-opts", nargs="?", metavar="[SECTION][@FILE]")
+    files, environment = manpage._extra_opts_entries(with_it)
+    assert "plugins.ini" in files[0][0]
+    assert [name for name, _ in environment] == ["MP_CONFIG_FILE", "NAGIOS_CONFIG_PATH"]
 
 
 def test_man_page_escapes_text_that_roff_would_read_as_requests() -> None:
