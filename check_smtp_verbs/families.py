@@ -20,11 +20,16 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from check_smtp_verbs.core.deadline import AddrInfo, Deadline, DeadlineExceeded, clock
-from check_smtp_verbs.core.dns import Resolve
+from check_smtp_verbs.core.deadline import (
+    AddrInfo,
+    Deadline,
+    DeadlineExceeded,
+    Resolve,
+    clock,
+)
+from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.settings import Settings
 from check_smtp_verbs.steps import Step, StepResult, Walk
-from check_smtp_verbs.transcript import Transcript
 
 FAMILIES: dict[int, str] = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}
 """Every family there is to check, in the order they are shown: IPv4 first."""
