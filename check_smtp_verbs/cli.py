@@ -185,6 +185,8 @@ class TlsOptions(NamedTuple):
     cert_days_warning: float | None
     cert_days_critical: float | None
     tls_min_version: str | None
+    tls_max_version: str | None
+    forbid_tls_versions: tuple[str, ...]
 
 
 class AuthOptions(NamedTuple):
@@ -202,12 +204,22 @@ def tls_options(args: argparse.Namespace) -> TlsOptions:
     starttls = args.starttls
     if args.certificate_days is not None and starttls is None and not args.tls:
         starttls = "required"  # check_smtp's -D alone checks the STARTTLS certificate
+    if args.starttls_required:
+        if args.tls:
+            raise UsageError(
+                "--starttls-required tests the plaintext port before STARTTLS: not with --tls"
+            )
+        if starttls == "optional":
+            raise UsageError("--starttls-required contradicts -S optional")
+        starttls = "required"
     uses_tls = starttls is not None or args.tls
     for option, given in (
         ("--sni", args.sni),
         ("--ca-file", args.ca_file),
         ("--insecure", args.insecure or None),
         ("--tls-min-version", args.tls_min_version),
+        ("--tls-max-version", args.tls_max_version),
+        ("--forbid-tls-version", args.forbid_tls_version or None),
     ):
         if given is not None and not uses_tls:
             raise UsageError(f"{option} needs -S/--starttls or --tls")
@@ -226,6 +238,22 @@ def tls_options(args: argparse.Namespace) -> TlsOptions:
     warn_days = crit_days = None
     if args.certificate_days is not None:
         warn_days, crit_days = _certificate_days(args.certificate_days)
+    low, high = args.tls_min_version, args.tls_max_version
+    if low is not None and high is not None and float(low) > float(high):
+        raise UsageError(f"--tls-min-version {low} is above --tls-max-version {high}")
+    forbidden: tuple[str, ...] = ()
+    if args.forbid_tls_version:
+        from check_smtp_verbs import refusals
+
+        try:
+            forbidden = refusals.parse_tls_versions(",".join(args.forbid_tls_version))
+        except refusals.VersionError as exc:
+            raise UsageError(f"--forbid-tls-version: {exc}") from None
+        for version in forbidden:
+            if low is not None and float(version) >= float(low):
+                raise UsageError(
+                    f"--forbid-tls-version {version} contradicts --tls-min-version {low}"
+                )
     return TlsOptions(
         starttls=starttls,
         implicit_tls=args.tls,
@@ -235,6 +263,8 @@ def tls_options(args: argparse.Namespace) -> TlsOptions:
         cert_days_warning=warn_days,
         cert_days_critical=crit_days,
         tls_min_version=args.tls_min_version,
+        tls_max_version=args.tls_max_version,
+        forbid_tls_versions=forbidden,
     )
 
 
@@ -273,6 +303,56 @@ def auth_options(args: argparse.Namespace, tls: TlsOptions) -> AuthOptions:
         auth_user=args.auth_user,
         auth_secret=secret,
         allow_plaintext_auth=args.allow_plaintext_auth,
+    )
+
+
+class RefusalOptions(NamedTuple):
+    """Every address, and what the server must refuse: validated together."""
+
+    all_addresses: bool
+    require_families: dict[int, nagiosplugin.state.ServiceState]
+    relay_tests: tuple[str, ...]
+    relay_tempfail_state: nagiosplugin.state.ServiceState
+    no_plaintext_auth: nagiosplugin.state.ServiceState | None
+
+
+def refusal_options(args: argparse.Namespace, tls: TlsOptions) -> RefusalOptions:
+    import socket
+
+    required: dict[int, nagiosplugin.state.ServiceState] = {}
+    for option, value, family, other in (
+        ("--require-ipv4", args.require_ipv4, socket.AF_INET, socket.AF_INET6),
+        ("--require-ipv6", args.require_ipv6, socket.AF_INET6, socket.AF_INET),
+    ):
+        if value is None:
+            continue
+        if not args.all_addresses:
+            raise UsageError(f"{option} needs --all-addresses")
+        if args.family == other:
+            raise UsageError(f"{option} contradicts -{4 if other == socket.AF_INET else 6}")
+        required[family] = _state(value, option)
+    try:
+        relay_tests = tuple(addresses.mailbox(a, "--relay-test") for a in args.relay_tests)
+    except addresses.InvalidInput as exc:
+        raise UsageError(str(exc)) from None
+    tempfail = nagiosplugin.Warn
+    if args.relay_tempfail_state is not None:
+        if not relay_tests:
+            raise UsageError("--relay-tempfail-state needs --relay-test")
+        tempfail = _state(args.relay_tempfail_state, "--relay-tempfail-state")
+    plaintext = None
+    if args.no_plaintext_auth is not None:
+        if tls.implicit_tls:
+            raise UsageError("--no-plaintext-auth: with --tls nothing is sent before TLS")
+        if args.helo_only:
+            raise UsageError("--no-plaintext-auth reads the EHLO reply: drop --helo-only")
+        plaintext = _state(args.no_plaintext_auth, "--no-plaintext-auth")
+    return RefusalOptions(
+        all_addresses=args.all_addresses,
+        require_families=required,
+        relay_tests=relay_tests,
+        relay_tempfail_state=tempfail,
+        no_plaintext_auth=plaintext,
     )
 
 
@@ -373,6 +453,7 @@ def _validate(args: argparse.Namespace) -> Settings:
         raise UsageError(str(exc)) from None
     tls = tls_options(args)
     auth = auth_options(args, tls)
+    refusal = refusal_options(args, tls)
     default_port = 465 if args.tls else 25
     port = default_port if args.port is None else inputs.port(args.port, "--port")
     timeout, timeout_state = parse_timeout(args.timeout)
@@ -465,6 +546,14 @@ def _validate(args: argparse.Namespace) -> Settings:
         mx=host if args.mx is not None else None,
         resolver=_resolver(args.resolver),
         json=args.json,
+        all_addresses=refusal.all_addresses,
+        require_families=refusal.require_families,
+        relay_tests=refusal.relay_tests,
+        relay_tempfail_state=refusal.relay_tempfail_state,
+        no_plaintext_auth=refusal.no_plaintext_auth,
+        starttls_required=args.starttls_required,
+        tls_max_version=tls.tls_max_version,
+        forbid_tls_versions=tls.forbid_tls_versions,
     )
     if args.quit_after is not None:
         settings = settings._replace(quit_after=_quit_after(args.quit_after, settings))
@@ -499,6 +588,7 @@ def build_check(settings: Settings) -> nagiosplugin.Check:
             settings.timed + settings.step_timed, settings.time_warning, settings.time_critical
         ),
         CertificateContext(settings.cert_days_warning, settings.cert_days_critical),
+        *_refusal_contexts(settings),
     ]
     if settings.mx is not None:
         from check_smtp_verbs.mx_check import DnsContext, MxSummary, MxVerbs
@@ -511,11 +601,30 @@ def build_check(settings: Settings) -> nagiosplugin.Check:
             *time_contexts(("dns",), settings.time_warning, settings.time_critical),
             MxSummary(mx_resource, settings.verbosity),
         )
-    from check_smtp_verbs.resource import SmtpVerbs
+    from check_smtp_verbs.resource import AddressVerbs, SmtpVerbs
     from check_smtp_verbs.summary import VerbsSummary
 
-    resource = SmtpVerbs(settings)
+    resource = AddressVerbs(settings) if settings.all_addresses else SmtpVerbs(settings)
     return nagiosplugin.Check(resource, *judges, VerbsSummary(resource, settings.verbosity))
+
+
+def _refusal_contexts(settings: Settings) -> list[nagiosplugin.Context]:
+    """The judges of --all-addresses and of the must-refuse checks, loaded only when asked."""
+    found: list[nagiosplugin.Context] = []
+    if settings.all_addresses:
+        from check_smtp_verbs.families import AddressesContext
+
+        found.append(AddressesContext(settings.require_families))
+    if (
+        settings.relay_tests
+        or settings.starttls_required
+        or settings.no_plaintext_auth is not None
+        or settings.forbid_tls_versions
+    ):
+        from check_smtp_verbs import refusals
+
+        found += refusals.contexts(settings)
+    return found
 
 
 def usage_exit(message: str) -> NoReturn:

@@ -205,7 +205,7 @@ class Conversation:
         self.usable = True
         shown = tuple(lines) if isinstance(lines, (tuple, list)) else ()
         self.transcript.note(f"{step.label}: {' '.join(shown)}".rstrip(": "))
-        return StepResult(step, lines=shown, seconds=seconds, expected=True)
+        return StepResult(step, lines=shown, seconds=seconds if step.timed else None, expected=True)
 
     def close(self) -> None:
         self.client.close()

@@ -17,8 +17,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
+
+import nagiosplugin
+from nagiosplugin.state import ServiceState
 
 from check_smtp_verbs.core.deadline import (
     AddrInfo,
@@ -27,9 +30,10 @@ from check_smtp_verbs.core.deadline import (
     Resolve,
     clock,
 )
+from check_smtp_verbs.core.deadline import resolve as system_resolve
 from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.settings import Settings
-from check_smtp_verbs.steps import Step, StepResult, Walk
+from check_smtp_verbs.steps import Run, Step, StepResult, Target, TargetWalk, Walk
 
 FAMILIES: dict[int, str] = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}
 """Every family there is to check, in the order they are shown: IPv4 first."""
@@ -127,6 +131,7 @@ class AddressRun(NamedTuple):
     lookups: tuple[FamilyLookup, ...]  # one per family looked up, IPv4 first
     walks: tuple[AddressWalk, ...]  # IPv4 addresses first, then IPv6, each in address order
     total: float
+    prefix: str = ""  # the host's label prefix under --mx ("mx1.example.net_"), else ""
 
     @property
     def error(self) -> str | None:
@@ -288,3 +293,63 @@ def _unfinished(settings: Settings, address: str) -> Walk:
     error = f"timeout after {settings.timeout:g}s: the walk of {shown} did not finish"
     result = StepResult(step, error=error, timed_out=True)
     return Walk(settings.host, settings.port, None, (result,), settings.timeout, Transcript())
+
+
+def target_walks(
+    run: AddressRun, host_prefix: str = "", preference: int | None = None, named: bool = False
+) -> list[TargetWalk]:
+    """Each address's walk as a target of its own: labels ``{host_prefix}{address}_rcpt``;
+    ``named`` puts the host name before the address (--mx, where there are several)."""
+    return [
+        TargetWalk(
+            Target(
+                f"{run.host} {w.shown}" if named else w.shown,
+                host_prefix + w.prefix,
+                preference,
+                w.address,
+            ),
+            w.walk,
+        )
+        for w in run.walks
+    ]
+
+
+def run_every_address(settings: Settings) -> Run:
+    """-H NAME --all-addresses as a Run; the name is looked up through --resolver when
+    given (as -H and --mx do), else through the system's resolver."""
+    started = clock()
+    deadline = Deadline(settings.timeout, start=started)
+    resolve: Resolve = system_resolve
+    if settings.resolver is not None:
+        from check_smtp_verbs.core import dns
+
+        resolve = dns.resolve_with(dns.make_resolver(settings.resolver))
+    found = walk_every_address(settings, deadline, resolve)
+    return Run(tuple(target_walks(found)), clock() - started, addresses=(found,))
+
+
+class AddressesContext(nagiosplugin.Context):
+    """The look-ups of one host: no address at all is CRITICAL (nothing could be walked),
+    a family that --require-ipv4/--require-ipv6 asks for and the host lacks gets the
+    state given there (WARNING by default); a family nobody asked for may be missing."""
+
+    def __init__(self, required: Mapping[int, ServiceState]) -> None:
+        super().__init__("addresses")
+        self.required = required
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        run: AddressRun = metric.value
+        if run.error is not None:
+            return nagiosplugin.Result(nagiosplugin.Critical, run.error, metric)
+        missing = [lookup for lookup in run.lookups if lookup.family not in _found(run)]
+        wanted = [lookup for lookup in missing if lookup.family in self.required]
+        if not wanted:
+            return nagiosplugin.Result(nagiosplugin.Ok, None, metric)
+        state = max(self.required[lookup.family] for lookup in wanted)
+        reasons = "; ".join(f"{lookup.name}: {lookup.error}" for lookup in wanted)
+        names = " and ".join(f"no {lookup.name} address" for lookup in wanted)
+        return nagiosplugin.Result(state, f"{run.host} has {names} ({reasons})", metric)
+
+
+def _found(run: AddressRun) -> set[int]:
+    return {walk.family for walk in run.walks}

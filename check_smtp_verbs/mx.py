@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import TYPE_CHECKING
 
 from check_smtp_verbs.core.deadline import Deadline, clock
-from check_smtp_verbs.core.dns import MxHost, lookup, make_resolver, resolve_with
+from check_smtp_verbs.core.dns import Lookup, MxHost, lookup, make_resolver, resolve_with
 from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.probe import walk
 from check_smtp_verbs.settings import Settings
 from check_smtp_verbs.steps import Run, Step, StepResult, Target, TargetWalk, Walk
+
+if TYPE_CHECKING:  # --all-addresses loads the module
+    from check_smtp_verbs.families import AddressRun
 
 _UNSAFE_LABEL = re.compile(r"[^A-Za-z0-9.-]")
 
@@ -42,10 +46,19 @@ def walk_all(settings: Settings) -> Run:
     found = lookup(settings.host, settings.family, resolver, deadline)
     resolve = resolve_with(resolver)
     walks: list[Walk | None] = [None] * len(found.hosts)
+    every: list[AddressRun | None] = [None] * len(found.hosts)  # --all-addresses
 
     def run(index: int, host: MxHost) -> None:
         own = deadline.within(settings.timeout)  # its own clock, never past the run's end
-        walks[index] = walk(settings._replace(host=host.name), own, resolve)
+        one = settings._replace(host=host.name)
+        if settings.all_addresses:  # every MX host x every address
+            from check_smtp_verbs.families import walk_every_address
+
+            every[index] = walk_every_address(one, own, resolve)._replace(
+                prefix=label_prefix(host.name)
+            )
+        else:
+            walks[index] = walk(one, own, resolve)
 
     threads = [
         threading.Thread(target=run, args=(n, host), name=f"mx {host.name}", daemon=True)
@@ -56,11 +69,29 @@ def walk_all(settings: Settings) -> Run:
     for thread in threads:
         # Every walk is bounded by its deadline; the slack only covers thread start-up.
         thread.join(max(0.0, deadline.end - clock()) + 1.0)
+    if settings.all_addresses:
+        return _every_address(settings, found, every, clock() - started)
     done = tuple(
         TargetWalk(target(host), w if w is not None else _unfinished(settings, host))
         for w, host in zip(walks, found.hosts)
     )
     return Run(done, clock() - started, found)
+
+
+def _every_address(
+    settings: Settings, found: Lookup, every: list[AddressRun | None], total: float
+) -> Run:
+    """One target per MX host and address, labelled ``mx1.example.net_2001_db8__25_rcpt``."""
+    from check_smtp_verbs.families import AddressRun, target_walks
+
+    runs, done = [], []
+    for host, run in zip(found.hosts, every):
+        if run is None:  # its thread outlived the deadline (it cannot: every call is bounded)
+            run = AddressRun(host.name, (), (), total, label_prefix(host.name))
+            done.append(TargetWalk(target(host), _unfinished(settings, host)))
+        runs.append(run)
+        done += target_walks(run, run.prefix, host.preference, named=True)
+    return Run(tuple(done), total, found, tuple(runs))
 
 
 def _unfinished(settings: Settings, host: MxHost) -> Walk:

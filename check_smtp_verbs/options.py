@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("-V", "--version", action="version", version=f"{PROG} {__version__}")
     _add_tls_options(p)
     _add_auth_options(p)
+    _add_refusal_options(p)
     return p
 
 
@@ -194,6 +195,19 @@ def _add_tls_options(p: argparse.ArgumentParser) -> None:
         "(perfdata cert_days); alone, implies -S as in check_smtp",
     )
     g("--tls-min-version", choices=TLS_VERSIONS, help="a lower negotiated TLS version is CRITICAL")
+    g(
+        "--tls-max-version",
+        choices=TLS_VERSIONS,
+        help="offer no TLS version above this one (does the server still speak 1.2?)",
+    )
+    g(
+        "--forbid-tls-version",
+        action="append",
+        default=[],
+        metavar="VERSIONS",
+        help="e.g. 1.0,1.1: a second connection offers only each of these versions, and the "
+        "server accepting one is CRITICAL; repeatable",
+    )
 
 
 def _add_auth_options(p: argparse.ArgumentParser) -> None:
@@ -297,3 +311,55 @@ def add_extension_options(p: argparse.ArgumentParser) -> None:
         help="DNS server for --mx and for -H names (default: the system's)",
     )
     a("--json", action="store_true", help="print one JSON document instead of plugin text")
+
+
+def _add_refusal_options(p: argparse.ArgumentParser) -> None:
+    """Every address of a host, and what a server must refuse
+    (docs/addresses-and-refusals.md)."""
+    g = p.add_argument_group("every address, and what the server must refuse").add_argument
+    g(
+        "--all-addresses",
+        action="store_true",
+        help="walk every A and AAAA address of the host (of each MX host with --mx) at once; "
+        "labels get an address prefix such as 2001_db8__25_",
+    )
+    g(
+        "--require-ipv4",
+        nargs="?",
+        const="warning",
+        metavar="STATE",
+        help="with --all-addresses: no IPv4 address is WARNING (or STATE)",
+    )
+    g(
+        "--require-ipv6",
+        nargs="?",
+        const="warning",
+        metavar="STATE",
+        help="with --all-addresses: no IPv6 address is WARNING (or STATE)",
+    )
+    g(
+        "--relay-test",
+        dest="relay_tests",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="after the RCPTs, RCPT TO this address of a domain the server must not relay "
+        "for: 5xx is OK, 2xx CRITICAL (open relay); then RSET; never DATA; repeatable",
+    )
+    g(
+        "--relay-tempfail-state",
+        metavar="STATE",
+        help="the state when a --relay-test address gets 4xx (default: warning)",
+    )
+    g(
+        "--no-plaintext-auth",
+        nargs="?",
+        const="critical",
+        metavar="STATE",
+        help="AUTH offered before TLS is CRITICAL (or STATE, e.g. warning)",
+    )
+    g(
+        "--starttls-required",
+        action="store_true",
+        help="MAIL FROM before STARTTLS must be refused (5xx); accepted is CRITICAL; implies -S",
+    )

@@ -65,8 +65,9 @@ def plan(settings: Settings) -> list[Step]:
             lambda c: c.client.greeting(settings.helo),
         )
         steps = [ehlo._replace(fallback=helo)]
+    steps += before_tls_steps(settings)
     steps += secure_steps(settings)
-    if settings.sender is not None or settings.recipients:
+    if settings.sender is not None or settings.recipients or settings.relay_tests:
         sender = settings.sender or ""
         steps.append(
             _step(
@@ -93,6 +94,102 @@ def plan(settings: Settings) -> list[Step]:
         )
     if settings.data:
         steps += data_steps(settings)
+    steps += relay_steps(settings)
+    return steps
+
+
+def before_tls_steps(settings: Settings) -> list[Step]:
+    """What must be refused on the plaintext connection, right after the greeting:
+    --no-plaintext-auth looks at the AUTH the greeting advertised (nothing is sent), and
+    --starttls-required tries MAIL FROM, which must get 5xx (RSET after it if taken)."""
+    steps = []
+    if settings.no_plaintext_auth is not None:
+        steps.append(
+            Step(
+                "plaintext_auth",
+                "plaintext_auth",
+                "AUTH before TLS",
+                "",
+                None,
+                _auth_before_tls,
+                context="plaintext_auth",
+                timed=False,
+            )
+        )
+    if settings.starttls_required:
+        sender = settings.sender or ""
+        mail = _step(
+            "mail_plain",
+            "mail_plain",
+            f"MAIL FROM:<{sender}> before STARTTLS",
+            "the MAIL reply before STARTTLS",
+            settings,
+            lambda c: c.client.mail(sender),
+        )._replace(goes_on=True, context="starttls_required")
+        rset = _step(
+            "rset_plain",
+            "rset",
+            "RSET",
+            "the RSET reply",
+            settings,
+            lambda c: c.client.command("RSET"),
+        )
+
+        def rset_if_taken(results: Sequence[StepResult]) -> list[Step]:
+            code = next((r.code for r in reversed(results) if r.step.name == "mail_plain"), None)
+            return [rset] if code is not None and 200 <= code < 300 else []
+
+        steps += [mail, Step("rset_plain", "rset", "", "", None, expand=rset_if_taken)]
+    return steps
+
+
+def _auth_before_tls(conversation: Conversation) -> tuple[str, ...]:
+    """The AUTH line of the greeting just read (``AUTH PLAIN LOGIN``), or nothing."""
+    offered = dict.fromkeys(conversation.client.extensions.get("auth", "").upper().split())
+    return (f"AUTH {' '.join(offered)}",) if offered else ()
+
+
+def relay_steps(settings: Settings) -> list[Step]:
+    """--relay-test: RCPT TO each address in the open transaction (a new one after
+    --data's message, so that no relay-test recipient is ever in a message's envelope),
+    each judged by the relay context, then RSET so nothing of it can be delivered."""
+    if not settings.relay_tests:
+        return []
+    steps = []
+    if settings.data:
+        sender = settings.sender or ""
+        steps.append(
+            _step(
+                "relay_mail",
+                "mail",
+                f"MAIL FROM:<{sender}> (relay test)",
+                "the MAIL reply",
+                settings,
+                lambda c: c.client.mail(sender),
+            )
+        )
+    for number, address in enumerate(settings.relay_tests, start=1):
+        name = "relay" if number == 1 else f"relay_{number}"
+        steps.append(
+            _step(
+                name,
+                "relay",
+                f"RCPT TO:<{address}> (relay test)",
+                "the RCPT reply of the relay test",
+                settings,
+                lambda c, a=address: c.client.rcpt(a),
+            )._replace(goes_on=True, context="relay")
+        )
+    steps.append(
+        _step(
+            "relay_rset",
+            "rset",
+            "RSET",
+            "the RSET reply",
+            settings,
+            lambda c: c.client.command("RSET"),
+        )
+    )
     return steps
 
 
@@ -283,7 +380,8 @@ def walk(settings: Settings, deadline: Deadline | None = None, resolve: Resolve 
                     step = step.fallback
                     result = conversation.run(step)
                 results.append(result)
-                if not result.expected and not (step.more_replies and result.error is None):
+                goes_on = (step.more_replies or step.goes_on) and result.error is None
+                if not result.expected and not goes_on:
                     break
             # After DATA's 354 a QUIT would be message text: hang up instead, which makes
             # the server drop the unfinished message (RFC 5321 4.1.1.4).

@@ -10,9 +10,15 @@ accepted, and which state that is); the steps that ask the server live with the 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
+
+import nagiosplugin
+from nagiosplugin.state import ServiceState
+
+from check_smtp_verbs.contexts import ReplyContext
+from check_smtp_verbs.settings import STATES, Settings
+from check_smtp_verbs.steps import StepResult, VersionProbe
 
 TLS_VERSION_NAMES: dict[str, str] = {
     "1.0": "TLSv1",
@@ -22,28 +28,12 @@ TLS_VERSION_NAMES: dict[str, str] = {
 }
 """--forbid-tls-version/--tls-max-version values, and what ``SSLSocket.version()`` says."""
 
-_AUTH_LINE = re.compile(r"AUTH(?:[ =]|$)(.*)", re.IGNORECASE)
 
-
-def auth_offered(ehlo_lines: Iterable[str]) -> tuple[str, ...]:
-    """The SASL mechanisms an EHLO reply advertises, upper case, each once, in order.
-
-    Both the RFC 4954 form (``AUTH PLAIN LOGIN``) and the pre-standard ``AUTH=PLAIN
-    LOGIN`` that old Outlook clients needed and many servers still send count: either
-    one offers a password exchange.  The first line of a reply is the server's name,
-    not a capability, and is skipped.
-    """
-    found: dict[str, None] = {}
-    for line in list(ehlo_lines)[1:]:
-        match = _AUTH_LINE.fullmatch(line.strip())
-        if match:
-            found.update(dict.fromkeys(m.upper() for m in match.group(1).split()))
-    return tuple(found)
-
-
-def plaintext_auth_problem(ehlo_lines: Iterable[str]) -> str | None:
-    """``--no-plaintext-auth``: what is wrong with an EHLO reply received without TLS."""
-    offered = auth_offered(ehlo_lines)
+def plaintext_auth_problem(mechanisms: Iterable[str]) -> str | None:
+    """``--no-plaintext-auth``: what is wrong when the greeting before TLS offered these
+    mechanisms (the client reads both the RFC 4954 ``AUTH PLAIN`` and the old
+    ``AUTH=PLAIN`` form: either offers a password exchange in the clear)."""
+    offered = list(dict.fromkeys(m.upper() for m in mechanisms))
     if not offered:
         return None
     return f"AUTH offered before TLS: {' '.join(offered)}"
@@ -54,11 +44,10 @@ class Verdict(NamedTuple):
     text: str
 
 
-def relay_verdict(address: str, code: int | None, tempfail_state: str = "warning") -> Verdict:
+def relay_verdict(command: str, code: int | None, tempfail_state: str = "warning") -> Verdict:
     """``--relay-test``: 5xx is the right answer to RCPT for a domain the server must not
     relay for; 2xx means it would relay (CRITICAL); 4xx decides nothing yet (greylisting,
     a failed look-up), so it is ``tempfail_state``, WARNING unless the user says."""
-    command = f"RCPT TO:<{address}>"
     if code is None:
         return Verdict("unknown", f"{command}: no reply")
     if 200 <= code < 300:
@@ -136,3 +125,90 @@ def limit_to_version(context: Any, version: str) -> Any:
         context.minimum_version = wanted
         context.maximum_version = wanted
     return context
+
+
+# --- the contexts: this module is loaded only by checks that ask these questions ---
+
+RELAY_LABEL = " (relay test)"
+"""How a relay-test step's label ends: ``RCPT TO:<x@example.org> (relay test)``."""
+
+
+class RefusalContext(ReplyContext):
+    """A reply whose *refusal* is the good answer; a timeout or a hang-up is judged as
+    any other reply's (CRITICAL, or the --timeout state)."""
+
+    def __init__(
+        self, name: str, verdict: Callable[[StepResult], Verdict], settings: Settings
+    ) -> None:
+        super().__init__(settings.warning_codes, settings.timeout_state)
+        self.name = name
+        self.verdict = verdict
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        result: StepResult = metric.value
+        if result.error is not None:
+            return nagiosplugin.Result(self.state(result), None, metric)
+        verdict = self.verdict(result)
+        return nagiosplugin.Result(STATES[verdict.state], verdict.text, metric)
+
+
+class PlaintextAuthContext(nagiosplugin.Context):
+    """--no-plaintext-auth: the AUTH line the greeting before TLS showed, if any."""
+
+    def __init__(self, state: ServiceState) -> None:
+        super().__init__("plaintext_auth")
+        self.problem_state = state
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        result: StepResult = metric.value
+        problem = plaintext_auth_problem(result.lines[0].split()[1:] if result.lines else ())
+        if problem is None:
+            return nagiosplugin.Result(nagiosplugin.Ok, None, metric)
+        return nagiosplugin.Result(self.problem_state, problem, metric)
+
+
+class ForbiddenTlsContext(nagiosplugin.Context):
+    """--forbid-tls-version: one metric per version, its value a VersionProbe."""
+
+    def __init__(self) -> None:
+        super().__init__("forbidden_tls")
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        probe: VersionProbe = metric.value
+        verdict = version_verdict(probe.version, probe.accepted, probe.detail)
+        return nagiosplugin.Result(STATES[verdict.state], verdict.text, metric)
+
+
+def contexts(settings: Settings) -> list[nagiosplugin.Context]:
+    """The contexts the refusal steps of these settings need (none without them)."""
+    tempfail = str(settings.relay_tempfail_state)
+
+    def relay(result: StepResult) -> Verdict:
+        return relay_verdict(result.step.label.removesuffix(RELAY_LABEL), result.code, tempfail)
+
+    found: list[nagiosplugin.Context] = []
+    if settings.relay_tests:
+        found.append(RefusalContext("relay", relay, settings))
+    if settings.starttls_required:
+        found.append(
+            RefusalContext(
+                "starttls_required", lambda r: starttls_required_verdict(r.code), settings
+            )
+        )
+    if settings.no_plaintext_auth is not None:
+        found.append(PlaintextAuthContext(settings.no_plaintext_auth))
+    if settings.forbid_tls_versions:
+        found.append(ForbiddenTlsContext())
+    return found
+
+
+def version_verdict(version: str, accepted: bool | None, detail: str) -> Verdict:
+    """--forbid-tls-version: the server must refuse a handshake that offers only this
+    version; one that could not even be tried (no STARTTLS, no connection) is UNKNOWN,
+    since it proves nothing either way."""
+    name = TLS_VERSION_NAMES[version]
+    if accepted is None:
+        return Verdict("unknown", f"cannot test {name}: {detail}")
+    if accepted:
+        return Verdict("critical", f"{name} accepted, though forbidden ({detail})")
+    return Verdict("ok", f"{name} refused")

@@ -46,7 +46,7 @@ def account(
         for step in walk.results:
             name = prefix + step.step.name
             parts[name] = Part(index, step)
-            out.append(nagiosplugin.Metric(name, step, context="reply"))
+            out.append(nagiosplugin.Metric(name, step, context=step.step.context))
             if step.seconds is not None:
                 key = step.step.name if step.step.name in own_times else step.step.verb
                 out.append(
@@ -61,6 +61,14 @@ def account(
         if certificate is not None:
             parts[certificate.name] = Part(index)
             out.append(certificate)
+        for probe in walk.version_probes:  # --forbid-tls-version: tls_1_0, tls_1_1
+            name = f"{prefix}tls_{probe.version.replace('.', '_')}"
+            parts[name] = Part(index)
+            out.append(nagiosplugin.Metric(name, probe, context="forbidden_tls"))
+    for addresses in run.addresses or ():  # --all-addresses: each host's A/AAAA look-ups
+        name = f"{addresses.prefix}addresses"
+        parts[name] = Part(None)
+        out.append(nagiosplugin.Metric(name, addresses, context="addresses"))
     alone = len(run.walks) == 1 and not run.several
     parts["total"] = Part(0 if alone else None)
     out.append(nagiosplugin.Metric("total", run.total, "s", min=0, context="time_total"))
@@ -102,6 +110,15 @@ class Verbs(nagiosplugin.Resource):
         self.run = self.execute()
         out, self.parts = account(self.run, self.settings.step_timed)
         return out
+
+
+class AddressVerbs(Verbs):
+    """-H with --all-addresses: one walk per address of the host, all at once."""
+
+    def execute(self) -> Run:
+        from check_smtp_verbs import families
+
+        return families.run_every_address(self.settings)
 
 
 class SmtpVerbs(Verbs):

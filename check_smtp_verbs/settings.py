@@ -31,6 +31,10 @@ DEFAULT_EXPECT: dict[str, str] = {
     "starttls": "220",
     "ehlo_tls": "250",
     "auth": "235",
+    # What the server must refuse (docs/addresses-and-refusals.md)
+    "relay": "5xx",  # RCPT TO a --relay-test address
+    "rset": "250",
+    "mail_plain": "5xx",  # MAIL FROM before STARTTLS, with --starttls-required
 }
 
 # Every label that can carry a time: the verbs plus the parts of the walk without a reply
@@ -123,6 +127,16 @@ class Settings(NamedTuple):
     mx: str | None = None  # a mail domain whose every MX host is walked
     resolver: tuple[str, int] | None = None  # DNS server for --mx; None: the system's
     json: bool = False
+    # Every address, and what the server must refuse (docs/addresses-and-refusals.md)
+    all_addresses: bool = False  # walk every A and AAAA address of the host (or of each MX)
+    require_families: dict[int, nagiosplugin.state.ServiceState] = {}  # AF_INET(6) -> state
+    relay_tests: tuple[str, ...] = ()  # RCPT TO addresses that must be refused with 5xx
+    relay_tempfail_state: nagiosplugin.state.ServiceState = nagiosplugin.Warn  # 4xx to them
+    no_plaintext_auth: nagiosplugin.state.ServiceState | None = None  # AUTH before TLS: state
+    starttls_required: bool = False  # MAIL FROM before STARTTLS must be refused (5xx)
+    tls_max_version: str | None = None  # "1.2" or "1.3"
+    forbid_tls_versions: tuple[str, ...] = ()  # "1.0", "1.1": a handshake with each must fail
+    tls_only_version: str | None = None  # the forbidden-version probe's own walk: offer only it
 
     @property
     def uses_tls(self) -> bool:

@@ -49,6 +49,20 @@ class Step(NamedTuple):
     # Another reply to the same command follows (LMTP's dot): read it even after an
     # unexpected one, or every later reply (QUIT's too) would be read one step late.
     more_replies: bool = False
+    # A question the server should answer "no" to (a relay test, MAIL before STARTTLS):
+    # whatever it answers is judged, and the walk goes on to RSET, STARTTLS and QUIT.
+    goes_on: bool = False
+    context: str = "reply"  # the nagiosplugin context that judges the result
+    timed: bool = True  # False: a look at what is already known, no time worth a perfdata
+
+
+class VersionProbe(NamedTuple):
+    """--forbid-tls-version: one more connection that offered only ``version``."""
+
+    version: str  # "1.0"
+    accepted: bool | None  # None: the probe could not get as far as a handshake
+    detail: str  # the negotiated cipher, the handshake's error, or why it did not get there
+    seconds: float | None = None
 
 
 class StepResult(NamedTuple):
@@ -74,6 +88,7 @@ class Walk(NamedTuple):
     transcript: Transcript
     tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
     message_id: str | None = None  # of the --data message, when one was sent
+    version_probes: tuple[VersionProbe, ...] = ()  # --forbid-tls-version, one per version
 
 
 class Target(NamedTuple):
@@ -87,6 +102,7 @@ class Target(NamedTuple):
     name: str  # what a human reads: "mx1.example.net"
     prefix: str = ""  # perfdata label prefix: "" for -H, "mx1.example.net_" for --mx
     preference: int | None = None  # the MX preference, when an MX record named the host
+    address: str | None = None  # --all-addresses: the one address walked ("2001:db8::25")
 
 
 class TargetWalk(NamedTuple):
@@ -104,6 +120,9 @@ class Run(NamedTuple):
     walks: tuple[TargetWalk, ...]
     total: float
     lookup: Lookup | None = None  # --mx: the MX look-up of the domain
+    # --all-addresses: each host's families.AddressRun (its A/AAAA look-ups), in host
+    # order; typed loosely because this leaf module may import none of the walk's modules
+    addresses: tuple[Any, ...] | None = None
 
     @property
     def several(self) -> bool:

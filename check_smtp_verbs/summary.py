@@ -33,10 +33,20 @@ def greeting(result: StepResult) -> bool:
     return result.step.verb == "banner" and result.step.label == "banner"
 
 
+SHORT = {"ehlo_tls": "EHLO", "mail_plain": "MAIL before STARTTLS", "relay": "relay test"}
+"""Verbs whose name in the OK line is not simply the verb in capitals."""
+
+OWN_WORDS = frozenset(
+    {"relay", "starttls_required", "plaintext_auth", "addresses", "forbidden_tls"}
+)
+"""Contexts that word their own problem in the result's hint: the refusal checks (where
+a refusal is the good answer) and --all-addresses' look-ups."""
+
+
 def short(result: StepResult) -> str:
     verb = result.step.verb
-    if verb == "ehlo_tls":
-        return "EHLO"
+    if verb in SHORT:
+        return SHORT[verb]
     return "banner" if greeting(result) else verb.upper()
 
 
@@ -104,6 +114,19 @@ def tls_lines(walk: Walk) -> list[str]:
     return [clean(walk.transcript.scrub(line), 600) for line in lines]
 
 
+def version_probe_lines(walk: Walk, results: nagiosplugin.Results, prefix: str = "") -> list[str]:
+    """-v: the --forbid-tls-version handshakes, each with its verdict."""
+    lines = []
+    for probe in walk.version_probes:
+        name = f"{prefix}tls_{probe.version.replace('.', '_')}"
+        result = next((r for r in results if r.metric is not None and r.metric.name == name), None)
+        state = str(result.state).upper() if result is not None else "OK"
+        took = f"{probe.seconds:.6f}s" if probe.seconds is not None else "-"
+        shown = result.hint if result is not None and result.hint else probe.detail
+        lines.append(clean(f"{state:<8} TLS {probe.version} only -> {shown} ({took})", 400))
+    return lines
+
+
 def transcript_lines(walk: Walk) -> list[str]:
     return ["transcript:"] + [
         clean(f"{e.direction}: {e.text}", 600) for e in walk.transcript.entries
@@ -136,6 +159,8 @@ def count(run: Run, states: list[ServiceState]) -> str:
     """How many targets were fine: the scale of an outage, next to its first cause."""
     ok = sum(1 for state in states if state == nagiosplugin.Ok)
     kind = "MX hosts" if run.lookup is not None and not run.lookup.implicit else "hosts"
+    if run.addresses is not None:
+        kind = "addresses"
     return f"{ok} of {len(states)} {kind} OK"
 
 
@@ -151,7 +176,7 @@ def what(part: Part | None, name: str) -> str:
 def describe(part: Part | None, result: nagiosplugin.Result) -> str:
     """Why one result is not OK, without naming its host."""
     metric = result.metric
-    if metric.context == "reply":
+    if metric.context == "reply" or metric.context in OWN_WORDS:
         # a hint says why an expected reply is still not OK (the banner lacks -e TEXT)
         return clean(result.hint) if result.hint else reply_problem(metric.value)
     if metric.context == "cert_days":
@@ -251,6 +276,13 @@ def verbose(
     lines = []
     if run.lookup is not None:
         lines.append(f"MX look-up of {run.lookup.domain}: {run.lookup.seconds:.6f}s")
+    for addresses in run.addresses or ():
+        for lookup in addresses.lookups:
+            found = ", ".join(lookup.addresses) or lookup.error or "none"
+            kind = "A" if lookup.name == "IPv4" else "AAAA"
+            lines.append(
+                clean(f"{kind} look-up of {addresses.host}: {found} ({lookup.seconds:.6f}s)", 400)
+            )
     labels = label_states(results)
     states = walk_states(run, parts, results)
     for (target, walk), state in zip(run.walks, states):
@@ -259,6 +291,7 @@ def verbose(
             lines.append(f"{target.name}{preference}: {str(state).upper()}")
         lines += step_lines(walk, labels, target.prefix)
         lines += tls_lines(walk)
+        lines += version_probe_lines(walk, results, target.prefix)
         if verbosity >= 3:
             lines += transcript_lines(walk)
     return lines
