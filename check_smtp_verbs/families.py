@@ -91,6 +91,11 @@ def family_name(family: int) -> str:
     return FAMILIES.get(family, "IP")
 
 
+def family_of(address: str) -> int:
+    """AF_INET or AF_INET6 of an address as text."""
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def families_of(family: int) -> list[int]:
     """The families -4/-6 leave to look up: AF_UNSPEC means both, IPv4 first."""
     return [family] if family in FAMILIES else list(FAMILIES)

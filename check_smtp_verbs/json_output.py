@@ -57,6 +57,14 @@ def walk_document(
         document["message_id"] = walk.message_id
     if walk.tls is not None:  # what the TLS handshake showed
         document["tls"] = _plain(walk.tls)
+    if walk.version_probes:  # --forbid-tls-version
+        document["forbidden_tls"] = [
+            dict(
+                _plain(probe),
+                state=states.get(f"{prefix}tls_{probe.version.replace('.', '_')}", "OK"),
+            )
+            for probe in walk.version_probes
+        ]
     if transcript:
         document["transcript"] = [f"{e.direction}: {e.text}" for e in walk.transcript.entries]
     return document
@@ -107,7 +115,28 @@ def document(check: nagiosplugin.Check, resource: Verbs, settings: Settings) -> 
         )
         if lookup is not None:
             entry["mx_preference"] = target.preference
+        if target.address is not None:  # --all-addresses
+            from check_smtp_verbs.families import family_name, family_of
+
+            entry["target"] = target.name
+            entry["family"] = family_name(family_of(target.address))
         out["hosts"].append(entry)
+    if run.addresses is not None:
+        out["addresses"] = [
+            {
+                "host": found.host,
+                "state": labels.get(f"{found.prefix}addresses", "OK"),
+                "lookups": [
+                    {
+                        "family": lookup.name,
+                        "addresses": list(lookup.addresses),
+                        "error": lookup.error,
+                    }
+                    for lookup in found.lookups
+                ],
+            }
+            for found in run.addresses
+        ]
     out["total_seconds"] = round(run.total, 6)
     return out
 

@@ -16,7 +16,7 @@ from check_smtp_verbs.conversation import Conversation
 from check_smtp_verbs.core.deadline import Deadline, Resolve, clock, resolve
 from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.settings import EHLO_FALLBACK, Settings
-from check_smtp_verbs.steps import Send, Step, StepResult, Walk
+from check_smtp_verbs.steps import Send, Step, StepResult, VersionProbe, Walk
 
 # --quit-after VERB stops after the last step of any of these verbs, as swaks does:
 # "ehlo" after the last greeting (the HELO fallback, LHLO, the EHLO after STARTTLS),
@@ -390,6 +390,10 @@ def walk(settings: Settings, deadline: Deadline | None = None, resolve: Resolve 
                 results.append(conversation.run(quit_))
     finally:
         conversation.close()
+    probes = tuple(
+        version_probe(settings, deadline, resolve, version)
+        for version in settings.forbid_tls_versions
+    )
     return Walk(
         settings.host,
         settings.port,
@@ -399,4 +403,43 @@ def walk(settings: Settings, deadline: Deadline | None = None, resolve: Resolve 
         transcript,
         conversation.tls,
         conversation.message_id,
+        probes,
     )
+
+
+def version_probe(
+    settings: Settings, deadline: Deadline, resolve: Resolve, version: str
+) -> VersionProbe:
+    """--forbid-tls-version: one more connection, inside the same deadline, that goes only
+    as far as a TLS handshake offering nothing but ``version``; the server must refuse it.
+    Nothing else is sent (no MAIL, no AUTH), and the certificate is not judged again."""
+    started = clock()
+    only = settings._replace(
+        tls_only_version=version,
+        forbid_tls_versions=(),
+        sender=None,
+        recipients=(),
+        relay_tests=(),
+        data=False,
+        commands=(),
+        auth_mech=None,
+        auth_user=None,
+        auth_secret=None,
+        no_plaintext_auth=None,
+        starttls_required=False,
+        quit_after="starttls",
+    )
+    done = walk(only, deadline, resolve)
+    seconds = clock() - started
+    handshake = next((r for r in done.results if r.step.name == "tls"), None)
+    if handshake is None:  # STARTTLS refused, no connection, ...: nothing proven
+        failed = next((r for r in done.results if not r.expected), None)
+        reason = "the walk did not reach a TLS handshake"
+        if failed is not None:
+            reason = failed.error or f"{failed.step.label} answered {failed.code}"
+        return VersionProbe(version, None, reason, seconds)
+    if handshake.timed_out:
+        return VersionProbe(version, None, handshake.error or "timeout", seconds)
+    if handshake.error is not None:
+        return VersionProbe(version, False, handshake.error, seconds)
+    return VersionProbe(version, True, " ".join(handshake.lines), seconds)

@@ -46,11 +46,22 @@ def handshake(conversation: Conversation) -> tuple[str, ...]:
     # TLS: the STARTTLS command-injection attack (CVE-2011-0411 and kin).  Refuse.
     if not settings.implicit_tls and client.waiting():
         raise StepFailed("the server sent data after its STARTTLS reply, before TLS began")
+    only = settings.tls_only_version
     try:
-        context = tls.client_context(settings.ca_file, verify=not settings.insecure)
+        # the --forbid-tls-version probe only asks whether the version is accepted
+        context = tls.client_context(settings.ca_file, verify=not settings.insecure and not only)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise StepFailed(f"cannot load the CA file {settings.ca_file}: {reason}") from None
+    if only is not None:
+        from check_smtp_verbs.refusals import limit_to_version
+
+        limit_to_version(context, only)
+    elif settings.tls_max_version is not None:
+        import ssl
+
+        highest = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+        context.maximum_version = highest[settings.tls_max_version]
     try:
         sock = tls.handshake(client.sock, context, server_name, conversation.deadline)
     except tls.TlsError as exc:
@@ -60,6 +71,8 @@ def handshake(conversation: Conversation) -> tuple[str, ...]:
         client.sock = None
         raise
     client.attach(sock)  # a fresh session: nothing learnt before STARTTLS is trusted
+    if only is not None:  # accepted: that is all the probe wanted to know
+        return (sock.version() or "unknown", (sock.cipher() or ("unknown",))[0])
     usable = not settings.implicit_tls  # before the banner, a QUIT would only read the banner
     try:
         facts = tls.facts(sock, not settings.insecure, server_name)
