@@ -211,4 +211,4 @@ def version_verdict(version: str, accepted: bool | None, detail: str) -> Verdict
         return Verdict("unknown", f"cannot test {name}: {detail}")
     if accepted:
         return Verdict("critical", f"{name} accepted, though forbidden ({detail})")
-    return Verdict("ok", f"{name} refused")
+    return Verdict("ok", f"{name} refused ({detail})")

@@ -199,7 +199,9 @@ def test_a_server_that_refuses_forbidden_versions_is_ok(smtp_server, certs):
     )  # fmt: skip
     assert run.returncode == 0, run.stdout
     assert server.tls_versions == ["TLSv1.3"]
-    assert any(line.startswith("OK       TLS 1.0 only -> TLSv1 refused") for line in run.lines)
+    assert any(line.startswith("OK       TLS 1.0 only -> TLSv1 refused (") for line in run.lines), (
+        run.stdout
+    )
     doc = json.loads(
         run_plugin(
             *server_args(server, "-S", "--ca-file", str(certs.ca_file)),
