@@ -317,3 +317,24 @@ def test_postfix_lax_submission_port_is_critical_for_both(lax_submission_postfix
         "SMTP_VERBS CRITICAL - accepts mail before STARTTLS (MAIL FROM answered 250)"
     )
     assert lax_submission_postfix.wait_for_log(r"ehlo=2 starttls=1 mail=2 rset=1 quit=1 commands=7")
+
+
+# --- start-up cost ---------------------------------------------------------------------
+
+
+def test_the_new_checks_load_nothing_heavy_and_a_plain_check_not_even_their_modules(
+    smtp_server,
+):
+    from tests.test_startup_imports import PACKAGE, beyond_the_floor, loaded_modules
+
+    server = smtp_server(rcpt_replies={FOREIGN: "554 5.7.1 Relay access denied"})
+    args = server_args(server, *FULL)
+    for extra in (
+        ("--relay-test", FOREIGN),
+        ("--no-plaintext-auth",),
+        ("--all-addresses", "--require-ipv4"),
+    ):
+        assert beyond_the_floor(*args, *extra) == set(), extra
+    plain = loaded_modules(f"from {PACKAGE}.cli import main\nmain()", *args)
+    assert f"{PACKAGE}.cli" in plain
+    assert {f"{PACKAGE}.refusals", f"{PACKAGE}.families"}.isdisjoint(plain)
