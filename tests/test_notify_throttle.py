@@ -170,7 +170,7 @@ _WRITER = textwrap.dedent(
     from check_smtp_verbs.notify.throttle import Entry, StateFile
 
     store = StateFile(Path(sys.argv[1]))
-    entries = {f"host{n}/service": Entry(last_problem=float(n), suppressed=n) for n in range(3000)}
+    entries = {f"host{n}/service": Entry(suppressed=n + 1) for n in range(3000)}
     while True:
         store.save(entries)
         print("saved", flush=True)

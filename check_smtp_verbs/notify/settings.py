@@ -55,3 +55,4 @@ class Settings(NamedTuple):
     check_command: tuple[str, ...]  # standalone mode when not empty
     check_timeout: float
     macro_options: dict[str, str | None]
+    escalation: bool = True  # a worse PROBLEM inside the window is sent (--no-escalation)
