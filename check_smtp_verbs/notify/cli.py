@@ -31,7 +31,14 @@ from check_smtp_verbs import __version__, addresses
 from check_smtp_verbs.addresses import InvalidInput
 from check_smtp_verbs.notify import macros, throttle
 from check_smtp_verbs.notify.macros import Notification
-from check_smtp_verbs.notify.settings import MAX_LENGTH, Auth, Server, Settings, TlsPolicy
+from check_smtp_verbs.notify.settings import (
+    MAX_LENGTH,
+    SMS_GSM_LENGTH,
+    Auth,
+    Server,
+    Settings,
+    TlsPolicy,
+)
 from check_smtp_verbs.notify.throttle import KEY_MODES
 from check_smtp_verbs.text import clean
 from check_smtp_verbs.usage import Parser, UsageError
@@ -126,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="notification types to send: PROBLEM, RECOVERY, ACKNOWLEDGEMENT, FLAPPING, DOWNTIME, "
         "CUSTOM (default: PROBLEM,RECOVERY)",
     )
-    a("--max-length", default="160", metavar="CHARS", help="longest message body (default: 160)")
+    a(
+        "--max-length",
+        metavar="CHARS",
+        help="longest message body, for a gateway that joins several SMS (default: one SMS, "
+        "160 GSM-7 characters, or 70 when the text needs others)",
+    )
     a(
         "--throttle",
         default="1h",
@@ -300,6 +312,9 @@ def settings_from(argv: list[str], environ: Mapping[str, str]) -> Settings:
     )
     if args.tls_ca is not None and not os.path.isfile(args.tls_ca):
         raise UsageError(f"--tls-ca: no such file {args.tls_ca!r}")
+    max_length_given = args.max_length is not None
+    if not max_length_given:
+        args.max_length = str(SMS_GSM_LENGTH)
     max_length = int(args.max_length) if args.max_length.isdigit() else 0
     if not 20 <= max_length <= MAX_LENGTH:
         raise UsageError(
@@ -327,6 +342,7 @@ def settings_from(argv: list[str], environ: Mapping[str, str]) -> Settings:
         check_timeout=_seconds(args.check_timeout, "--check-timeout"),
         macro_options=options,
         escalation=not args.no_escalation,
+        max_length_given=max_length_given,
     )
 
 
@@ -498,7 +514,13 @@ def _message(
     from check_smtp_verbs.notify import message
 
     return message.build(
-        notification, settings.sender, settings.recipient, note, settings.max_length, moment
+        notification,
+        settings.sender,
+        settings.recipient,
+        note,
+        settings.max_length,
+        moment,
+        explicit=settings.max_length_given,
     )
 
 
