@@ -386,18 +386,14 @@ class StateFile:
 
     def locked(self, timeout: float) -> contextlib.AbstractContextManager[None]:
         """Hold the store lock, to read or write the file; never across the network."""
-        return self._hold(_STORE_BYTE, timeout, f"could not lock {self.lock_path}")
+        return self._hold(_STORE_BYTE, timeout, "", "")
 
     def key_locked(self, key: str, timeout: float) -> contextlib.AbstractContextManager[None]:
         """Hold ``key``'s lock, from the decision until its outcome is recorded."""
-        return self._hold(
-            key_byte(key),
-            timeout,
-            f"could not lock {self.lock_path} for {key}: another run is still sending for it",
-        )
+        return self._hold(key_byte(key), timeout, f" for {key}", ": another run is sending for it")
 
     @contextlib.contextmanager
-    def _hold(self, byte: int, timeout: float, failure: str) -> Iterator[None]:
+    def _hold(self, byte: int, timeout: float, what: str, why: str) -> Iterator[None]:
         """Hold an exclusive lock on one byte, waiting at most ``timeout`` seconds.
 
         A lock cannot time out by itself; an interval timer interrupts the wait
@@ -416,7 +412,9 @@ class StateFile:
         except _LockTimeout:
             # The timer may have fired just after the lock was granted: give it back.
             fcntl.lockf(fd, fcntl.LOCK_UN, 1, byte, os.SEEK_SET)
-            raise LockTimeout(f"{failure} within {timeout:g}s") from None
+            raise LockTimeout(
+                f"could not lock {self.lock_path}{what} within {timeout:g}s{why}"
+            ) from None
         except OSError as exc:
             raise StoreError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
         finally:
