@@ -53,10 +53,11 @@ VERSION = 1
 KEY_MODES = ("service", "host", "global")
 GLOBAL_KEY = "*"
 MAX_STATE_BYTES = 1 << 20
-"""The most the store reads or writes: about 15 000 open problems in the compact
+"""The most the store reads or writes: about 8 000 open problems in the compact
 format; a bigger file is refused rather than read into memory."""
 STALE_TEMPORARY = 600.0
 """A temporary file of ours older than this (seconds) was left by a killed run."""
+_COMPACT: dict[str, Any] = {"separators": (",", ":"), "sort_keys": True}  # a short line per key
 _MAX_COUNT = 2**53  # a suppressed count beyond this is not one this program wrote
 
 # How bad a state is, for escalation; states not listed (OK, UP, PENDING, or anything
@@ -491,7 +492,7 @@ class StateFile:
         live run is writing one).
         """
         lines = [
-            f" {json.dumps(key)}: {json.dumps(entry.to_json(), sort_keys=True)}"
+            f"  {json.dumps(key)}:{json.dumps(entry.to_json(), **_COMPACT)}"
             for key, entry in sorted(entries.items())
             if not entry.idle
         ]
