@@ -26,6 +26,7 @@ UNSAFE_CHARACTERS = (
 """A regex character class body: every character that must never be shown raw."""
 
 _UNSAFE = re.compile(f"[{UNSAFE_CHARACTERS}|]")
+_CONTROL = re.compile(f"[{UNSAFE_CHARACTERS}]")
 TRUNCATED = "..."
 
 
@@ -35,6 +36,14 @@ def _escape(match: re.Match[str]) -> str:
         return "/"
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(text: str) -> str:
+    """``text`` with every unsafe character escaped and nothing else changed (``|``
+    included): for whole lines of a program's own output, where ``|`` is no
+    separator and nothing needs cutting, but a host name may still hold a bidi
+    override."""
+    return _CONTROL.sub(_escape, text)
 
 
 def clean(text: str, limit: int) -> str:

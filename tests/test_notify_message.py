@@ -107,6 +107,13 @@ def test_characters_beyond_the_bmp_take_two_of_the_70():
     assert text == "🔥" * 34 + ELLIPSIS  # 68 + 1 UTF-16 units
 
 
+def test_line_breaks_and_bidi_controls_in_a_subject_are_escaped_not_fatal():
+    odd = PROBLEM._replace(host="mx\x851", service="smtp\u2028verbs\u202e")
+    assert subject(odd) == "PROBLEM mx\\x851/smtp\\u2028verbs\\u202e CRITICAL"
+    message = build(odd, "a@example.net", "b@example.net", "", 160, 0)
+    assert message["Subject"] == subject(odd)
+
+
 def test_a_gsm_subject_is_cut_with_three_dots():
     long = PROBLEM._replace(service="s" * 80)
     assert subject(long).endswith(GSM_ELLIPSIS)

@@ -487,7 +487,10 @@ def test_gateway_text_in_the_output_is_escaped(smtp_server, home):
     assert failed.stderr.endswith(
         "RCPT TO answered 550 5.1.1 \\u2028no \\x9b31m such\\u2066 phone\n"
     )
-    for run in (sent, failed):
+    odd_host = _notify(server, home, T0, *problem(host="mx\u202e1\x852"))
+    assert odd_host.returncode == 0, odd_host.stderr
+    assert "sent PROBLEM for mx\\u202e1\\x852/smtp-verbs to " in odd_host.stdout
+    for run in (sent, failed, odd_host):
         output = run.stdout + run.stderr
         assert not any(char in output for char in "\x1b\x85\x9b\u202e\u2028\u2066|")
 

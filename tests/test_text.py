@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from check_smtp_verbs.text import UNSAFE_CHARACTERS, clean
+from check_smtp_verbs.text import UNSAFE_CHARACTERS, clean, escape
 
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 LINE_BREAKERS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
@@ -77,3 +77,8 @@ def test_a_long_text_is_cut_after_escaping_and_ends_in_three_dots():
     assert clean("\x1b" * 100, 20) == "\\x1b\\x1b\\x1b\\x1b" + "..."
     assert clean("x" * 30, 10) == "xxxxxxx..."
     assert clean("x" * 30, 2) == "xx"
+
+
+@given(hostile)
+def test_escape_is_clean_without_the_cut_and_without_touching_the_bar(text):
+    assert escape(text).replace("|", "/") == clean(text, 10**9)

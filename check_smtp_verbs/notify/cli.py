@@ -40,7 +40,7 @@ from check_smtp_verbs.notify.settings import (
     TlsPolicy,
 )
 from check_smtp_verbs.notify.throttle import KEY_MODES
-from check_smtp_verbs.text import clean
+from check_smtp_verbs.text import clean, escape
 from check_smtp_verbs.usage import Parser, UsageError
 
 if TYPE_CHECKING:  # delivery and message import smtplib/ssl/email: only when sending
@@ -357,11 +357,12 @@ def now(environ: Mapping[str, str]) -> float:
 
 
 def _say(line: str) -> None:
-    print(f"{PROG}: {line}", flush=True)
+    """One line on stdout; escaped whole, whatever part of it came from outside."""
+    print(f"{PROG}: {escape(line)}", flush=True)
 
 
 def _complain(line: str) -> None:
-    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+    print(f"{PROG}: {escape(line)}", file=sys.stderr, flush=True)
 
 
 def notification_for(

@@ -26,7 +26,7 @@ from email.utils import formatdate, make_msgid
 
 from check_smtp_verbs.notify.macros import Notification
 from check_smtp_verbs.notify.settings import SMS_GSM_LENGTH, SMS_UCS2_LENGTH
-from check_smtp_verbs.text import UNSAFE_CHARACTERS
+from check_smtp_verbs.text import UNSAFE_CHARACTERS, escape
 
 ELLIPSIS = "…"
 GSM_ELLIPSIS = "..."
@@ -122,8 +122,13 @@ def headline(notification: Notification) -> str:
 
 def subject(notification: Notification) -> str:
     """At most 60 characters; some gateways put it in front of the SMS, so a cut
-    keeps GSM-7 text GSM-7."""
-    text = headline(notification)
+    keeps GSM-7 text GSM-7.
+
+    CR and LF were refused with the macros; what else a line break is to Python
+    (NEL, U+2028, U+2029), and bidi controls, are escaped: the email package
+    refuses a header with a line break, which would cost the alert.
+    """
+    text = escape(headline(notification))
     return cut(text, SUBJECT_LENGTH, marker=GSM_ELLIPSIS if is_gsm(text) else ELLIPSIS)
 
 
