@@ -24,6 +24,7 @@ from check_smtp_verbs.notify.message import (
     subject,
     utf16_units,
 )
+from tests.notifier import ADDRESSED, T0, gateway, notify_env, problem, run_notify, sms_text
 
 PROBLEM = Notification("PROBLEM", "mx1", "smtp-verbs", "CRITICAL", "RCPT TO answered 451")
 
@@ -119,6 +120,25 @@ def test_a_gsm_subject_is_cut_with_three_dots():
     assert subject(long).endswith(GSM_ELLIPSIS)
     assert len(subject(long)) == 60
     assert subject(long._replace(service="☎" * 80)).endswith(ELLIPSIS)
+
+
+def test_the_notifier_sends_70_characters_of_ucs2_text_unless_told_a_length(smtp_server, tmp_path):
+    server = smtp_server()
+    output = "SMTP_VERBS CRITICAL - ☎ " + "x" * 300
+    for extra in ((), ("--max-length", "160")):
+        run = run_notify(
+            *ADDRESSED,
+            *gateway(server),
+            "--throttle",
+            "0",
+            "--state-file",
+            str(tmp_path / "s.json"),
+            *extra,
+            *problem(output=output),
+            env=notify_env(tmp_path, T0),
+        )
+        assert run.returncode == 0, run.stderr
+    assert [len(sms_text(message)) for message in server.messages] == [70, 160]
 
 
 @given(st.text(), st.integers(min_value=20, max_value=900), st.booleans())
