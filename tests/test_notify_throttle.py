@@ -1,8 +1,9 @@
 """The throttle's rules, with the clock in the test's hand.
 
 The decision logic is tested in-process (any clock, no waiting); the same rules are
-then proven end to end through the real command with the test-only clock variable,
-including 20 processes racing for one key.
+then proven end to end through the real command with the test-only clock variable:
+20 services failing at once through a slow gateway, 50 processes racing for one key,
+and the key lock held by the test itself to show who waits for whom.
 """
 
 from __future__ import annotations
