@@ -161,3 +161,13 @@ def test_smtplib_is_gone_from_both_programs():
             for alias in node.names
         } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert "smtplib" not in imported, path
+
+
+def test_bidi_and_line_separator_characters_from_a_server_are_escaped_in_the_status(
+    smtp_server,
+):
+    server = smtp_server(replies={"RCPT": "550 5.1.1 \u202eevil\u2028\u0085next"})
+    run = run_plugin(*server_args(server, "--from", "a@example.net", "--rcpt", "b@example.net"))
+    assert run.returncode == 2
+    assert "\\u202eevil\\u2028\\x85next" in run.status
+    assert not {"\u202e", "\u2028", "\u0085"} & set(run.stdout)
