@@ -88,7 +88,7 @@ def dual_stack(
     return start
 
 
-def _need_postfix() -> None:
+def need_postfix() -> None:
     if find_postfix() is None:
         need("Postfix is not installed (see .ci/install-system-packages)")
     elif os.geteuid() != 0:
@@ -103,7 +103,7 @@ def _need_saslpasswd2() -> None:
 @pytest.fixture(scope="session")
 def open_relay_postfix() -> Iterator[PrivatePostfix]:
     """A deliberately open relay, beside (never instead of) the session's MX."""
-    _need_postfix()
+    need_postfix()
     with PrivatePostfix(open_relay=True, name="open-relay") as instance:
         yield instance
 
@@ -128,7 +128,7 @@ def submission_postfix(
     certs: TestCertificates, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivatePostfix]:
     """A submission port as it should be: no mail and no AUTH before STARTTLS."""
-    _need_postfix()
+    need_postfix()
     _need_saslpasswd2()
     instance = _submission(certs, tmp_path_factory.mktemp("submission"), "submission")
     try:
@@ -144,7 +144,7 @@ def lax_submission_postfix(
     certs: TestCertificates, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivatePostfix]:
     """A submission port as it must not be: AUTH offered and mail taken before STARTTLS."""
-    _need_postfix()
+    need_postfix()
     _need_saslpasswd2()
     instance = _submission(certs, tmp_path_factory.mktemp("lax-submission"), "lax-submission")
     try:

@@ -176,3 +176,23 @@ def test_bad_address_options_are_unknown_in_one_line_and_nothing_is_sent(
     assert run.stdout.startswith(f"SMTP_VERBS UNKNOWN - {message}")
     assert len(run.lines) == 1
     assert server.connections == 0
+
+
+@pytest.mark.postfix
+def test_a_real_postfix_on_both_families_is_walked_at_each_address(dns_server):
+    """Postfix listening on 127.0.0.1 and [::1] with one port, as a dual-stack MX does."""
+    from tests.postfix import PrivatePostfix
+    from tests.relay_fixtures import need_postfix
+
+    need_postfix()
+    with PrivatePostfix(ipv6=True, name="dual-stack") as instance:
+        dns = dns_server({DUAL_NAME: {"A": [IPV4], "AAAA": [IPV6]}})
+        run = run_plugin(
+            "-H", DUAL_NAME, "-p", str(instance.port), "--resolver", dns.address,
+            "--all-addresses", "--require-ipv6=critical",
+            "-f", "probe@verbs.test", "--rcpt", "postmaster@verbs.test",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout
+        assert "2 of 2 addresses OK: 127.0.0.1 (IPv4), ::1 (IPv6)" in run.status
+        assert instance.wait_for_log(r"connect from unknown\[::1\]")
+        assert instance.wait_for_log(r"connect from unknown\[127\.0\.0\.1\]")
