@@ -109,10 +109,10 @@ def ca_file(path: str, option: str = "--ca-file") -> str:
 
 def default_helo() -> str:
     """check_smtp's default: this machine's host name, when it is a usable HELO name."""
-    import socket
+    import _socket  # gethostname() without the socket module's enums (core/deadline.py)
 
     try:
-        return addresses.helo_name(socket.gethostname())
+        return addresses.helo_name(_socket.gethostname())
     except addresses.InvalidInput:
         return "localhost"
 

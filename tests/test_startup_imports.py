@@ -23,18 +23,15 @@ NEVER_FOR_PLAINTEXT = ("smtplib", "email", "ssl", "_ssl", "hmac", "hashlib", "dn
 # typing: the plugin's records are typing.NamedTuples. Whether the floor already has it
 # depends on the installation (a .pth hook such as certifi's imports it; a clean venv
 # does not), so it is allowed rather than counted.
-# argparse with gettext (and the locale it asks), and the socket module with what it
-# imports: the least any network check needs.
+# argparse with gettext (and the locale it asks), the C socket module and select: the
+# least any network check needs (not the Python socket module: see core/deadline.py).
 ALLOWED_BEYOND_THE_FLOOR = {
     "argparse",
     "gettext",
     "locale",
     "_locale",
-    "socket",
     "_socket",
     "select",
-    "selectors",
-    "array",
     "typing",
     "_typing",
     "typing.io",
