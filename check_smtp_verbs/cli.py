@@ -317,7 +317,7 @@ class RefusalOptions(NamedTuple):
 
 
 def refusal_options(args: argparse.Namespace, tls: TlsOptions) -> RefusalOptions:
-    import socket
+    import _socket as socket  # the constants only, as options.py: no socket module enums
 
     required: dict[int, nagiosplugin.state.ServiceState] = {}
     for option, value, family, other in (

@@ -14,8 +14,8 @@ run's metrics of two addresses never collide and stay the same from run to run.
 
 from __future__ import annotations
 
+import _socket  # the C module under socket: see core/deadline.py
 import ipaddress
-import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
@@ -35,7 +35,7 @@ from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.settings import Settings
 from check_smtp_verbs.steps import Run, Step, StepResult, Target, TargetWalk, Walk
 
-FAMILIES: dict[int, str] = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}
+FAMILIES: dict[int, str] = {_socket.AF_INET: "IPv4", _socket.AF_INET6: "IPv6"}
 """Every family there is to check, in the order they are shown: IPv4 first."""
 
 WalkFunction = Callable[[Settings, Deadline, Resolve], Walk]
@@ -93,7 +93,7 @@ def family_name(family: int) -> str:
 
 def family_of(address: str) -> int:
     """AF_INET or AF_INET6 of an address as text."""
-    return socket.AF_INET6 if ":" in address else socket.AF_INET
+    return _socket.AF_INET6 if ":" in address else _socket.AF_INET
 
 
 def families_of(family: int) -> list[int]:
@@ -180,20 +180,20 @@ def look_up(
 
 
 def _no_record(family: int) -> str:
-    return "no A record" if family == socket.AF_INET else "no AAAA record"
+    return "no A record" if family == _socket.AF_INET else "no AAAA record"
 
 
 _NO_ADDRESS = {
-    getattr(socket, name)
+    getattr(_socket, name)
     for name in ("EAI_NONAME", "EAI_NODATA", "EAI_ADDRFAMILY")
-    if hasattr(socket, name)
+    if hasattr(_socket, name)
 }
 """getaddrinfo's ways of saying that the name has no address of this family."""
 
 
 def _lookup_reason(exc: OSError, family: int) -> str:
     """What went wrong, short; core.dns.resolve_with already words its errors so."""
-    if isinstance(exc, socket.gaierror):
+    if isinstance(exc, _socket.gaierror):
         if exc.errno in _NO_ADDRESS:
             return _no_record(family)
         text = exc.strerror or str(exc)
