@@ -464,6 +464,8 @@ def _validate(args: argparse.Namespace) -> Settings:
         timed.append("dns")  # the MX look-up
     verb_keys = _keys(verbs, len(recipients), commands)
     time_keys = _keys(timed, len(recipients), commands)
+    for keys in (verb_keys, time_keys):  # --relay-test's steps: relay, relay_2, ...
+        keys.most["relay"] = len(refusal.relay_tests)
     expect, banner_text = _expect(args.expect, verb_keys)
     banner_text_state = nagiosplugin.Warn
     if args.expect_state is not None:

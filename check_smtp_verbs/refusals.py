@@ -134,8 +134,10 @@ RELAY_LABEL = " (relay test)"
 
 
 class RefusalContext(ReplyContext):
-    """A reply whose *refusal* is the good answer; a timeout or a hang-up is judged as
-    any other reply's (CRITICAL, or the --timeout state)."""
+    """A reply whose *refusal* is the good answer.  The step's expected codes (5xx, or
+    what ``--expect relay=`` says) are OK; otherwise the verdict judges (2xx CRITICAL,
+    4xx its state), except a refusal outside --expect's codes, which is an unexpected
+    reply like any other; a timeout or a hang-up is judged as any reply's."""
 
     def __init__(
         self, name: str, verdict: Callable[[StepResult], Verdict], settings: Settings
@@ -149,6 +151,10 @@ class RefusalContext(ReplyContext):
         if result.error is not None:
             return nagiosplugin.Result(self.state(result), None, metric)
         verdict = self.verdict(result)
+        if result.expected:
+            return nagiosplugin.Result(nagiosplugin.Ok, verdict.text, metric)
+        if result.code is not None and 500 <= result.code < 600:  # not a code --expect allows
+            return nagiosplugin.Result(self.state(result), None, metric)
         return nagiosplugin.Result(STATES[verdict.state], verdict.text, metric)
 
 

@@ -338,3 +338,27 @@ def test_the_new_checks_load_nothing_heavy_and_a_plain_check_not_even_their_modu
     plain = loaded_modules(f"from {PACKAGE}.cli import main\nmain()", *args)
     assert f"{PACKAGE}.cli" in plain
     assert {f"{PACKAGE}.refusals", f"{PACKAGE}.families"}.isdisjoint(plain)
+
+
+def test_each_relay_test_can_be_judged_on_its_own_by_its_step_name(smtp_server):
+    greylisted = "b@greylisted.example.org"
+    server = smtp_server(
+        rcpt_replies={
+            FOREIGN: "554 5.7.1 Relay access denied",
+            greylisted: "451 4.7.1 greylisted",
+        }
+    )
+    run = relay_check(
+        server, "--relay-test", greylisted, "--expect", "relay_2=4xx,5xx", "--verb-warning",
+        "relay_2=1",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout  # 4xx is what this one may answer
+    assert run.perfdata["relay_2"].endswith(";1;;0")
+    strict = relay_check(server, "--expect", "relay=550")
+    assert strict.returncode == 2
+    assert strict.status == (
+        f"SMTP_VERBS CRITICAL - RCPT TO:<{FOREIGN}> (relay test) answered 554 (expected 550): "
+        "5.7.1 Relay access denied"
+    )
+    unknown = run_plugin(*server_args(server, "--relay-test", FOREIGN, "--expect", "relay_2=5xx"))
+    assert unknown.returncode == 3
