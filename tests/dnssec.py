@@ -33,7 +33,7 @@ if dns.version.MAJOR == 2 and dns.version.MINOR >= 8:
     if not dns._features.have("dnssec"):
         dns._features.force("dnssec", True)
 
-import dns.dnssec  # noqa: E402
+import dns.dnssec
 import dns.flags
 import dns.message
 import dns.name
