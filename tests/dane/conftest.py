@@ -7,11 +7,15 @@ They live in this directory so that one unbound serves every test here, started 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import ssl
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.certs import TestCertificates
 from tests.dnssec import SignedDNSServer
+from tests.httpsd import PolicyServer
+from tests.plugin import need
 from tests.unbound import PrivateUnbound, unbound_fixture
 
 _serial = itertools.count(1)
@@ -35,3 +39,31 @@ def dnssec(unbound: PrivateUnbound) -> SignedDNSServer:
 def fresh() -> str:
     """A label no other test uses (``t7``): names under it are new to unbound's cache."""
     return f"t{next(_serial)}"
+
+
+@pytest.fixture
+def policy_host(
+    unbound: PrivateUnbound, certs: TestCertificates
+) -> Iterator[Callable[..., PolicyServer]]:
+    """``policy_host("t3.example.test")``: an HTTPS server on port 443 of its own loopback
+    address, named ``mta-sts.t3.example.test`` in the test DNS, with a certificate from
+    the test CA (``certs.ca_file``) unless ``context`` says otherwise.  Set what it serves
+    with ``server.serve(policy_text(...))`` and its faults as attributes."""
+    servers: list[PolicyServer] = []
+
+    def start(domain: str, *, context: ssl.SSLContext | None = None) -> PolicyServer:
+        host = f"mta-sts.{domain}"
+        try:
+            server = PolicyServer(context or certs.context(host))
+        except PermissionError:
+            need("an MTA-STS policy server must bind port 443: run the tests as root")
+        unbound.authority.add(host, "A", [server.host])
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+    errors = [error for server in servers for error in server.errors]
+    if errors:
+        pytest.fail(f"the test HTTPS server itself failed: {errors!r}")
