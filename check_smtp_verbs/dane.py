@@ -345,3 +345,48 @@ def _der(certificate: Any) -> bytes:
     import _ssl
 
     return certificate.public_bytes(_ssl.ENCODING_DER)  # type: ignore[no-any-return]
+
+
+# -- the verdict for one MX host ----------------------------------------------------------
+
+NOT_DELIVERED = "senders that validate DANE will not deliver"
+
+
+class Verdict(NamedTuple):
+    """A state ("ok", "warning", "critical", "unknown") and the words that justify it;
+    ``result`` holds the per-record detail for -v and JSON when records were matched."""
+
+    state: str
+    text: str
+    result: DaneResult | None = None
+
+
+def judge(
+    found: Any,
+    chain: Sequence[bytes] | None,
+    *,
+    required: bool = False,
+    tls_error: str | None = None,
+) -> Verdict:
+    """The issue's outcomes for one host: ``found`` is core.dns.TlsaLookup, ``chain``
+    the presented certificates (None if no TLS session was established, then
+    ``tls_error`` says why)."""
+    host = found.host
+    if found.state == "error":
+        return Verdict("unknown", f"DANE {host}: {found.error}")
+    if found.state == "bogus":
+        return Verdict("critical", f"DANE {host}: {found.error}: {NOT_DELIVERED}")
+    if found.state in ("none", "insecure"):
+        if required:
+            return Verdict("critical", f"DANE {host}: {found.error} (--dane=required)")
+        return Verdict("ok", f"DANE {host}: {found.error}")
+    if chain is None:
+        reason = tls_error or "no TLS session"
+        return Verdict(
+            "critical",
+            f"DANE {host}: TLSA published at {found.owner} but {reason}: {NOT_DELIVERED}",
+        )
+    result = match(found.records, chain, found.names)
+    if result.ok:
+        return Verdict("ok", f"DANE {host}: {result.summary()}", result)
+    return Verdict("critical", f"DANE {host}: {result.summary()}: {NOT_DELIVERED}", result)

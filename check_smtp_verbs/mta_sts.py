@@ -370,3 +370,72 @@ def lookup(
     except PolicyError as exc:
         return result("failed", txt=record, error=str(exc))
     return result("ok", txt=record, policy=policy)
+
+
+# -- the verdict for a domain and its MX hosts ---------------------------------------------
+
+
+class HostTls(NamedTuple):
+    """What the check saw at one MX host, as MTA-STS cares: a TLS session, and a
+    certificate PKIX-valid for the MX host name (``pkix_error`` None)."""
+
+    host: str
+    tls: bool
+    pkix_error: str | None = None
+    error: str | None = None  # why there was no TLS session
+
+
+class Verdict(NamedTuple):
+    state: str  # "ok", "warning", "critical", "unknown"
+    text: str
+    problems: tuple[str, ...] = ()
+
+
+REFUSED = "senders keep a cached policy and may refuse mail"
+
+
+def judge(found: MtaSts, hosts: Sequence[HostTls], *, required: bool = False) -> Verdict:
+    """The issue's outcomes: ``enforce`` with an MX host uncovered or failing TLS is
+    CRITICAL, the same in ``testing`` is WARNING; a TXT record without a usable policy
+    is CRITICAL; no MTA-STS at all is OK unless ``required``."""
+    domain = found.domain
+    if found.state == "unknown":
+        return Verdict("unknown", f"MTA-STS {domain}: {found.error}")
+    if found.state == "none":
+        if required:
+            return Verdict("critical", f"MTA-STS {domain}: {found.error} (--mta-sts=required)")
+        return Verdict("ok", f"MTA-STS {domain}: {found.error}")
+    if found.state == "malformed":
+        text = f"MTA-STS {domain}: {found.error}; senders ignore it"
+        return Verdict("critical" if required else "warning", text)
+    if found.state == "failed" or found.policy is None:
+        return Verdict("critical", f"MTA-STS {domain}: {found.error}: {REFUSED}")
+    policy = found.policy
+    if policy.mode == "none":
+        text = f"MTA-STS {domain}: policy mode none (withdrawn: senders do not enforce it)"
+        if required:
+            return Verdict("critical", f"{text} (--mta-sts=required)")
+        return Verdict("ok", text)
+    problems: list[str] = []
+    for host in hosts:
+        if not policy.covers(host.host):
+            problems.append(f"{host.host} is not covered by mx: {', '.join(policy.mx)}")
+        elif not host.tls:
+            problems.append(f"{host.host} has no TLS: {host.error or 'STARTTLS not offered'}")
+        elif host.pkix_error is not None:
+            problems.append(f"{host.host}: certificate not valid: {host.pkix_error}")
+    if not problems:
+        days = f"{policy.max_age_days:g}"
+        return Verdict(
+            "ok",
+            f"MTA-STS {domain}: mode {policy.mode}, {len(hosts)} MX host(s) covered "
+            f"with valid TLS, max_age {days} days",
+        )
+    state = "critical" if policy.mode == "enforce" else "warning"
+    consequence = (
+        "senders that honour MTA-STS will not deliver there"
+        if policy.mode == "enforce"
+        else "senders in testing mode will report it"
+    )
+    text = f"MTA-STS {domain} (mode {policy.mode}): {'; '.join(problems)}: {consequence}"
+    return Verdict(state, text, tuple(problems))

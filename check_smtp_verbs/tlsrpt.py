@@ -82,3 +82,15 @@ def lookup(domain: str, resolver: Any, deadline: Deadline) -> TlsRpt:
     if answer.state != "answer":
         return TlsRpt(domain, "unknown", error=f"cannot get TXT {name}: {answer.error}")
     return parse(domain, answer.records)
+
+
+def judge(found: TlsRpt) -> tuple[str, str]:
+    """A malformed record is WARNING: the domain would hear of no TLS failure.  No
+    record is fine: reporting is optional."""
+    if found.state == "present":
+        return "ok", f"TLS-RPT {found.domain}: reports to {', '.join(found.rua)}"
+    if found.state == "malformed":
+        return "warning", f"TLS-RPT {found.domain}: {found.error}"
+    if found.state == "unknown":
+        return "unknown", f"TLS-RPT {found.domain}: {found.error}"
+    return "ok", f"TLS-RPT {found.domain}: {found.error}"
