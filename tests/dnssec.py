@@ -42,7 +42,6 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
-import dns.rdtypes.ANY.NSEC
 import dns.rrset
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -333,11 +332,10 @@ class SignedDNSServer:
             {kind for name, kind in zone.records if name == owner}
             | {dns.rdatatype.RRSIG, dns.rdatatype.NSEC}
         )
-        nsec = dns.rdtypes.ANY.NSEC.NSEC(
+        nsec = dns.rdata.from_text(  # text, because Bitmap.from_rdtypes is dnspython 2.4+
             dns.rdataclass.IN,
             dns.rdatatype.NSEC,
-            following,
-            dns.rdtypes.ANY.NSEC.Bitmap.from_rdtypes(types),
+            " ".join([following.to_text(), *(dns.rdatatype.to_text(t) for t in types)]),
         )
         rdataset = dns.rdataset.Rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC, ttl=TTL)
         rdataset.add(nsec)

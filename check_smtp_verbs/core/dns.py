@@ -357,7 +357,7 @@ def tlsa(
         if address.state == "servfail":
             return result(
                 "bogus",
-                error=f"the address records of {host} fail DNSSEC validation: {address.error}",
+                error=f"the address records of {host} cannot be validated: {address.error}",
             )
         if address.state == "error":
             return result("error", error=f"cannot get the address of {host}: {address.error}")
@@ -381,7 +381,7 @@ def tlsa(
                     "bogus",
                     base,
                     names=names,
-                    error=f"the TLSA records at {owner} fail DNSSEC validation: {answer.error}",
+                    error=f"the TLSA records at {owner} cannot be validated: {answer.error}",
                 )
             if answer.state == "error":
                 return result(
