@@ -9,10 +9,12 @@ from __future__ import annotations
 import itertools
 import ssl
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from tests.certs import TestCertificates
+from tests.dane.certificates import Chain, issue_chain, tlsa_text
 from tests.dnssec import SignedDNSServer
 from tests.httpsd import PolicyServer
 from tests.plugin import need
@@ -67,3 +69,88 @@ def policy_host(
     errors = [error for server in servers for error in server.errors]
     if errors:
         pytest.fail(f"the test HTTPS server itself failed: {errors!r}")
+
+
+class MailDomain:
+    """A mail domain in the test DNS whose MX hosts are test SMTP servers with STARTTLS.
+
+    Host n is ``mxN.DOMAIN`` at 127.0.0.(n+1), preference 10*n, all on one port; each
+    presents a leaf under an intermediate under the test CA (PKIX-valid with
+    ``--ca-file certs.ca_file``), so DANE-EE, DANE-TA and MTA-STS can all be shown on
+    the same servers.  TLSA records are published with :meth:`pin`.
+    """
+
+    def __init__(
+        self, domain: str, dnssec: SignedDNSServer, servers: list[Any], chains: list[Chain]
+    ) -> None:
+        self.domain = domain
+        self.dnssec = dnssec
+        self.servers = servers
+        self.chains = chains
+        self.hosts = [f"mx{n}.{domain}" for n in range(1, len(servers) + 1)]
+        self.port = servers[0].port if servers else 25
+
+    def args(self, unbound: PrivateUnbound, certs: TestCertificates) -> list[str]:
+        """What the plugin needs to check this domain: --mx, the resolver, the port,
+        the test CA."""
+        return [
+            "--mx",
+            self.domain,
+            "--resolver",
+            unbound.address,
+            "-p",
+            str(self.port),
+            "--ca-file",
+            str(certs.ca_file),
+        ]
+
+    def pin(self, n: int, *texts: str) -> None:
+        """Publish TLSA records (``"3 1 1 ab…"``) for host n (1-based) at its port."""
+        self.dnssec.add(f"_{self.port}._tcp.{self.hosts[n - 1]}", "TLSA", list(texts))
+
+    def pin_leaf(self, n: int, usage: int = 3, selector: int = 1, mtype: int = 1) -> str:
+        text = tlsa_text(self.chains[n - 1].leaf, usage, selector, mtype)
+        self.pin(n, text)
+        return text
+
+    def pin_intermediate(self, n: int, selector: int = 1, mtype: int = 1) -> str:
+        text = tlsa_text(self.chains[n - 1].intermediate, 2, selector, mtype)
+        self.pin(n, text)
+        return text
+
+
+@pytest.fixture
+def mail_domain(
+    smtp_server: Callable[..., Any],
+    dnssec: SignedDNSServer,
+    certs: TestCertificates,
+    fresh: str,
+) -> Callable[..., MailDomain]:
+    """``mail_domain(2)``: ``tN.example.test`` with two MX hosts offering STARTTLS;
+    ``zone="plain.test"`` for an unsigned domain; ``scripts`` to change a server."""
+
+    def make(count: int = 1, *, zone: str = "example.test", **script: Any) -> MailDomain:
+        domain = f"{fresh}.{zone}"
+        names = [f"mx{n}.{domain}" for n in range(1, count + 1)]
+        chains = [issue_chain(name, root=certs.ca) for name in names]
+        servers: list[Any] = []
+        for attempt in range(5):
+            port, servers = 0, []
+            try:
+                for n, chain in enumerate(chains, start=1):
+                    fields = {"tls_context": chain.context, **script}
+                    server = smtp_server(host=f"127.0.0.{n + 1}", port=port, **fields)
+                    port = server.port
+                    servers.append(server)
+                break
+            except OSError:  # the first server's port is taken on another address
+                for server in servers:
+                    server.stop()
+                if attempt == 4:
+                    raise
+        dnssec.add(domain, "MX", [f"{10 * n} {name}." for n, name in enumerate(names, 1)])
+        for n, name in enumerate(names, start=1):
+            dnssec.add(name, "A", [f"127.0.0.{n + 1}"])
+        return MailDomain(domain, dnssec, servers, chains)
+
+    return make
