@@ -255,11 +255,11 @@ class SignedDNSServer:
             with self._lock:
                 response = self._answer(query, question.name, question.rdtype)
             limit = max(512, query.payload) if udp and query.edns >= 0 else 512
-            wire = response.to_wire()
+            wire = response.to_wire(max_size=65535)
             if udp and len(wire) > limit:  # too big for UDP: the resolver retries over TCP
                 response.answer, response.authority, response.additional = [], [], []
                 response.flags |= dns.flags.TC
-                wire = response.to_wire()
+                wire = response.to_wire(max_size=65535)
             return wire
         except Exception as error:
             self.errors.append(error)

@@ -166,3 +166,15 @@ def test_a_timeout_is_an_error_not_a_verdict(dnssec: SignedDNSServer, resolver, 
     found = tlsa(host, 25, resolver, expired)
     assert found.state == "error"
     assert "timeout" in found.error
+
+
+def test_an_answer_too_big_for_udp_arrives_whole_over_tcp(
+    dnssec: SignedDNSServer, resolver, fresh: str
+):
+    host = f"mx.{fresh}.example.test"
+    dnssec.add(host, "A", ["127.0.0.2"])
+    texts = [f"3 1 2 {n:02x}" + "cd" * 63 for n in range(30)]  # ~2.5 KB with signatures
+    dnssec.add(f"_25._tcp.{host}", "TLSA", texts)
+    found = tlsa(host, 25, resolver, deadline())
+    assert found.state == "secure"
+    assert sorted(str(r) for r in found.records) == sorted(texts)
