@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ssl
+from pathlib import Path
 from typing import NamedTuple
 
 import trustme
@@ -47,6 +48,16 @@ class Chain(NamedTuple):
     root: bytes
     presented: list[bytes]  # what the server sends: leaf, intermediate (and root if asked)
     context: ssl.SSLContext
+    chain_pem: bytes  # the same as files for servers that read files (Postfix)
+    key_pem: bytes
+
+    def write(self, directory: Path) -> tuple[Path, Path]:
+        """Certificate chain and key files; the key readable by its owner only."""
+        chain, key = directory / "chain.pem", directory / "key.pem"
+        chain.write_bytes(self.chain_pem)
+        key.write_bytes(self.key_pem)
+        key.chmod(0o600)
+        return chain, key
 
 
 def issue_chain(
@@ -67,8 +78,9 @@ def issue_chain(
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     leaf.configure_cert(context)
     presented = [der_of(blob.bytes()) for blob in leaf.cert_chain_pems]
+    chain_pem = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
     if send_root:  # RFC 7671 5.2.2: a DANE-TA(2) server sends its trust anchor too
-        chain_pem = b"".join(blob.bytes() for blob in leaf.cert_chain_pems) + root.cert_pem.bytes()
+        chain_pem += root.cert_pem.bytes()
         context = _context_from(chain_pem, leaf.private_key_pem.bytes())
         presented.append(der_of(root.cert_pem.bytes()))
     return Chain(
@@ -77,12 +89,13 @@ def issue_chain(
         der_of(root.cert_pem.bytes()),
         presented,
         context,
+        chain_pem,
+        leaf.private_key_pem.bytes(),
     )
 
 
 def _context_from(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     import tempfile
-    from pathlib import Path
 
     with tempfile.TemporaryDirectory() as directory:
         cert, key = Path(directory) / "chain.pem", Path(directory) / "key.pem"

@@ -154,3 +154,23 @@ def mail_domain(
         return MailDomain(domain, dnssec, servers, chains)
 
     return make
+
+
+@pytest.fixture
+def postfix_mx(
+    postfix: Any, dnssec: SignedDNSServer, certs: TestCertificates, fresh: str, tmp_path: Any
+) -> Iterator[tuple[str, str, Chain]]:
+    """The session's private Postfix as the only MX host of a fresh signed domain:
+    (domain, MX host name, its chain: a leaf for the MX name under an intermediate under
+    the test CA).  STARTTLS is on for the test and off again afterwards."""
+    domain = f"{fresh}.example.test"
+    host = f"mx1.{domain}"
+    chain = issue_chain(host, root=certs.ca)
+    cert, key = chain.write(tmp_path)
+    dnssec.add(domain, "MX", [f"10 {host}."])
+    dnssec.add(host, "A", [postfix.host])
+    postfix.enable_starttls(cert, key)
+    try:
+        yield domain, host, chain
+    finally:
+        postfix.disable_starttls()

@@ -7,6 +7,8 @@ import smtplib
 import ssl
 from collections.abc import Callable
 
+import pytest
+
 from check_smtp_verbs import dane
 from check_smtp_verbs.core.deadline import Deadline
 from check_smtp_verbs.core.dns import make_resolver, tlsa, validating
@@ -69,3 +71,22 @@ def test_an_unsigned_domain_is_ok_unless_dane_is_required(
     domain.pin_leaf(1)
     assert verdict(domain, unbound).state == "ok"
     assert verdict(domain, unbound, required=True).state == "critical"
+
+
+@pytest.mark.postfix
+def test_a_real_postfix_matches_its_tlsa_records(postfix_mx, postfix, unbound: PrivateUnbound):
+    _, host, chain = postfix_mx
+    postfix_port = postfix.port
+    dnssec = unbound.authority
+    dnssec.add(
+        f"_{postfix_port}._tcp.{host}",
+        "TLSA",
+        [tlsa_text(chain.leaf, 3, 1, 1), tlsa_text(chain.intermediate, 2, 0, 2)],
+    )
+    resolver = validating(make_resolver((unbound.host, unbound.port)))
+    found = tlsa(host, postfix_port, resolver, Deadline(10))
+    presented = chain_of(postfix, host)
+    assert presented == [chain.leaf, chain.intermediate]  # Postfix sends the whole chain
+    result = dane.judge(found, presented)
+    assert result.state == "ok"
+    assert [v.state for v in result.result.verdicts] == ["match", "match"]
