@@ -532,6 +532,15 @@ def build_check(settings: Settings) -> nagiosplugin.Check:
         ),
         CertificateContext(settings.cert_days_warning, settings.cert_days_critical),
     ]
+    if settings.dane is not None or settings.mta_sts is not None:
+        from check_smtp_verbs.contexts import PlainContext, VerdictContext
+
+        judges += [
+            VerdictContext("dane"),
+            VerdictContext("mta_sts"),
+            VerdictContext("tlsrpt"),
+            PlainContext("mta_sts_days"),
+        ]
     if settings.mx is not None:
         from check_smtp_verbs.mx_check import DnsContext, MxSummary, MxVerbs
 

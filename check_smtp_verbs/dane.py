@@ -349,7 +349,7 @@ def _der(certificate: Any) -> bytes:
 
 # -- the verdict for one MX host ----------------------------------------------------------
 
-NOT_DELIVERED = "senders that validate DANE will not deliver"
+NOT_DELIVERED = "senders that validate will not deliver"
 
 
 class Verdict(NamedTuple):
@@ -371,22 +371,83 @@ def judge(
     """The issue's outcomes for one host: ``found`` is core.dns.TlsaLookup, ``chain``
     the presented certificates (None if no TLS session was established, then
     ``tls_error`` says why)."""
-    host = found.host
     if found.state == "error":
-        return Verdict("unknown", f"DANE {host}: {found.error}")
+        return Verdict("unknown", f"DANE: {found.error}")
     if found.state == "bogus":
-        return Verdict("critical", f"DANE {host}: {found.error}: {NOT_DELIVERED}")
+        return Verdict("critical", f"DANE: {found.error}: {NOT_DELIVERED}")
     if found.state in ("none", "insecure"):
         if required:
-            return Verdict("critical", f"DANE {host}: {found.error} (--dane=required)")
-        return Verdict("ok", f"DANE {host}: {found.error}")
+            return Verdict("critical", f"DANE: {found.error} (--dane=required)")
+        return Verdict("ok", f"DANE: {found.error}")
     if chain is None:
         reason = tls_error or "no TLS session"
         return Verdict(
             "critical",
-            f"DANE {host}: TLSA published at {found.owner} but {reason}: {NOT_DELIVERED}",
+            f"DANE: TLSA published at {found.owner} but {reason}: {NOT_DELIVERED}",
         )
     result = match(found.records, chain, found.names)
     if result.ok:
-        return Verdict("ok", f"DANE {host}: {result.summary()}", result)
-    return Verdict("critical", f"DANE {host}: {result.summary()}: {NOT_DELIVERED}", result)
+        return Verdict("ok", f"DANE: {result.summary()}", result)
+    return Verdict("critical", f"DANE: {result.summary()}: {NOT_DELIVERED}", result)
+
+
+# -- the check's DANE steps ------------------------------------------------------------------
+
+
+class DaneReport(NamedTuple):
+    """What a walk learnt about DANE: the TLSA look-up and the verdict on the chain."""
+
+    lookup: Any  # core.dns.TlsaLookup
+    verdict: Verdict
+
+
+def lookup_step(conversation: Any) -> tuple[str, ...]:
+    """The TLSA look-up, before STARTTLS: its answer decides whether the handshake may
+    skip PKIX verification (DANE authenticates the server instead)."""
+    from check_smtp_verbs.core.dns import make_resolver, tlsa, validating
+
+    settings = conversation.settings
+    resolver = validating(make_resolver(settings.resolver))
+    found = tlsa(settings.host, settings.port, resolver, conversation.deadline, settings.family)
+    conversation.dane_lookup = found
+    return (lookup_line(found),)
+
+
+def lookup_line(found: Any) -> str:
+    """The look-up in a few words, for the step line of -v."""
+    if found.state == "secure":
+        return f"{len(found.records)} DNSSEC-signed TLSA record(s) at {found.owner}"
+    return str(found.error)
+
+
+def authenticates(conversation: Any) -> bool:
+    """Whether the handshake may skip PKIX: DANE records are there to judge the chain,
+    and no --mta-sts needs PKIX for the host (RFC 7672 3: that is DANE's point)."""
+    found = getattr(conversation, "dane_lookup", None)
+    return found is not None and found.state == "secure" and conversation.settings.mta_sts is None
+
+
+def after_handshake(conversation: Any, sock: Any) -> None:
+    found = getattr(conversation, "dane_lookup", None)
+    if found is None:
+        return
+    required = conversation.settings.dane == "required"
+    conversation.dane = DaneReport(found, judge(found, presented_chain(sock), required=required))
+
+
+def after_walk(conversation: Any, results: Sequence[Any]) -> DaneReport | None:
+    """The verdict of a walk that never finished a handshake: why there was no TLS."""
+    found = getattr(conversation, "dane_lookup", None)
+    if found is None:
+        return None
+    if conversation.dane is not None:
+        return conversation.dane  # type: ignore[no-any-return]
+    reason = "the walk ended before STARTTLS"
+    for result in results:
+        if result.step.verb in ("starttls", "tls"):
+            if result.error is not None:
+                reason = result.error
+            elif result.lines:
+                reason = result.lines[0].split(",")[0]  # "STARTTLS not offered, ..."
+    required = conversation.settings.dane == "required"
+    return DaneReport(found, judge(found, None, required=required, tls_error=reason))

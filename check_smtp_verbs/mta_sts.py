@@ -439,3 +439,54 @@ def judge(found: MtaSts, hosts: Sequence[HostTls], *, required: bool = False) ->
     )
     text = f"MTA-STS {domain} (mode {policy.mode}): {'; '.join(problems)}: {consequence}"
     return Verdict(state, text, tuple(problems))
+
+
+# -- the check's part: look-ups beside the MX walks, and the verdict after them -------------
+
+
+class StsReport(NamedTuple):
+    """What --mta-sts found and what it means for the MX hosts that were walked."""
+
+    found: MtaSts
+    verdict: Verdict
+
+
+def domain_lookups(settings: Any, deadline: Deadline) -> tuple[MtaSts | None, Any]:
+    """The domain's MTA-STS policy (--mta-sts) and TLS-RPT record (--mta-sts or --dane),
+    run in a thread of its own beside the walks, under the run's deadline."""
+    from check_smtp_verbs import tlsrpt
+    from check_smtp_verbs.core.dns import make_resolver, validating
+
+    resolver = validating(make_resolver(settings.resolver))
+    found = None
+    if settings.mta_sts is not None:
+        found = lookup(
+            settings.host, resolver, deadline, cafile=settings.ca_file, family=settings.family
+        )
+    return found, tlsrpt.lookup(settings.host, resolver, deadline)
+
+
+def host_tls(name: str, walk: Any) -> HostTls:
+    """What a walk showed about the host's TLS, as MTA-STS asks it."""
+    for result in walk.results:
+        if result.step.verb == "tls" and result.error is not None:
+            prefix = "certificate verify failed: "
+            if result.error.startswith(prefix):
+                return HostTls(name, True, pkix_error=result.error[len(prefix) :])
+            return HostTls(name, False, error=result.error)
+    if walk.tls is not None:
+        return HostTls(name, True)
+    for result in walk.results:
+        if result.step.verb == "starttls":
+            if result.error is not None:
+                return HostTls(name, False, error=result.error)
+            if result.lines:
+                return HostTls(name, False, error=result.lines[0].split(",")[0])
+    broken = next((r.error for r in walk.results if r.error is not None), None)
+    return HostTls(name, False, error=broken or "the walk ended before STARTTLS")
+
+
+def report(found: MtaSts, walks: Sequence[Any], required: bool) -> StsReport:
+    """``walks``: (host name, Walk) of every MX host."""
+    hosts = [host_tls(name, walk) for name, walk in walks]
+    return StsReport(found, judge(found, hosts, required=required))

@@ -34,8 +34,8 @@ DEFAULT_EXPECT: dict[str, str] = {
 }
 
 # Every label that can carry a time: the verbs plus the parts of the walk without a reply
-# ("tls" is the TLS handshake).
-TIMED = ("connect", "tls", *DEFAULT_EXPECT, "total")
+# ("tls" is the TLS handshake, "tlsa" the TLSA look-up of --dane).
+TIMED = ("connect", "tlsa", "tls", *DEFAULT_EXPECT, "total")
 
 STARTTLS_MODES = ("required", "optional")
 PROTECTION_MODES = ("yes", "required")  # --dane / --mta-sts; bare: "yes"

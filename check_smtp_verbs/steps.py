@@ -74,6 +74,7 @@ class Walk(NamedTuple):
     transcript: Transcript
     tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
     message_id: str | None = None  # of the --data message, when one was sent
+    dane: Any = None  # --dane: dane.DaneReport (the TLSA look-up and the verdict)
 
 
 class Target(NamedTuple):
@@ -104,6 +105,8 @@ class Run(NamedTuple):
     walks: tuple[TargetWalk, ...]
     total: float
     lookup: Lookup | None = None  # --mx: the MX look-up of the domain
+    mta_sts: Any = None  # --mta-sts: mta_sts.StsReport (policy and verdict)
+    tlsrpt: Any = None  # --dane/--mta-sts with --mx: tlsrpt.TlsRpt
 
     @property
     def several(self) -> bool:

@@ -11,6 +11,7 @@ by the caller's deadline.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from typing import Any, NamedTuple
 
@@ -229,8 +230,8 @@ def _extended_errors(responses: Any) -> str:
             except Exception:
                 name = "extended error"
             text = f"EDE {int(code)} {name}"
-            if option.text:
-                text += f": {option.text}"
+            if option.text:  # unbound repeats the question: "validation failure <q>: why"
+                text += f": {re.sub(r'^validation failure <[^>]*>: ', '', option.text)}"
             if text not in texts:
                 texts.append(text)
     return "; ".join(texts)
@@ -355,7 +356,7 @@ def tlsa(
         if address.state == "servfail":
             return result(
                 "bogus",
-                error=f"the address records of {host} cannot be validated: {address.error}",
+                error=f"the addresses of {host} cannot be validated: {address.error}",
             )
         if address.state == "error":
             return result("error", error=f"cannot get the address of {host}: {address.error}")
@@ -379,7 +380,7 @@ def tlsa(
                     "bogus",
                     base,
                     names=names,
-                    error=f"the TLSA records at {owner} cannot be validated: {answer.error}",
+                    error=f"TLSA {owner} cannot be validated: {answer.error}",
                 )
             if answer.state == "error":
                 return result(

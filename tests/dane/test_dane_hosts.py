@@ -61,7 +61,7 @@ def test_a_record_for_another_host_s_certificate_is_critical(
     domain.pin(1, tlsa_text(domain.chains[1].leaf, 3, 1, 1))  # mx1 pinned to mx2's key
     result = verdict(domain, unbound, 1)
     assert result.state == "critical"
-    assert result.text.endswith("senders that validate DANE will not deliver")
+    assert result.text.endswith("senders that validate will not deliver")
 
 
 def test_an_unsigned_domain_is_ok_unless_dane_is_required(
