@@ -265,4 +265,4 @@ class PlainContext(nagiosplugin.Context):
     def performance(
         self, metric: nagiosplugin.Metric, resource: object
     ) -> nagiosplugin.Performance:
-        return nagiosplugin.Performance(metric.name, decimal(metric.value), "", None, None, 0)
+        return nagiosplugin.Performance(metric.name, days_text(metric.value), "", None, None, 0)

@@ -197,7 +197,7 @@ def fetch_policy(
     except DeadlineExceeded:
         raise PolicyError(f"timeout after {deadline.seconds:g}s connecting to {host}") from None
     try:
-        return _get(host, url, sock)
+        return _get(host, sock)
     except DeadlineExceeded:
         raise PolicyError(f"timeout after {deadline.seconds:g}s fetching {url}") from None
     finally:
@@ -259,7 +259,8 @@ def _open(
     raise PolicyError(f"cannot connect to {host} ({'; '.join(failures) or 'no address'})")
 
 
-def _get(host: str, url: str, sock: ssl.SSLSocket) -> str:
+def _get(host: str, sock: ssl.SSLSocket) -> str:
+    """GET the policy; errors name the host (the path is always the same)."""
     import http.client
 
     connection = http.client.HTTPConnection(host)
@@ -279,37 +280,37 @@ def _get(host: str, url: str, sock: ssl.SSLSocket) -> str:
         if 300 <= response.status < 400:
             where = response.getheader("Location") or "nowhere"
             raise PolicyError(
-                f"{url} redirects (HTTP {response.status} to {_shown(where)}); "
-                "RFC 8461 forbids following redirects"
+                f"{host} redirects (HTTP {response.status} to {_shown(where)}), "
+                "not followed (RFC 8461)"
             )
         if response.status != 200:
-            raise PolicyError(f"{url} answered HTTP {response.status} {response.reason}")
+            raise PolicyError(f"{host} answered HTTP {response.status} {response.reason}")
         media = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
         if media != "text/plain":
             raise PolicyError(
-                f"{url} is served as {_shown(media or 'no Content-Type')}, not text/plain"
+                f"{host} serves the policy as {_shown(media or 'no Content-Type')}, not text/plain"
             )
         declared = (response.getheader("Content-Length") or "").strip()
         if declared.isdigit() and int(declared) > MAX_POLICY_BYTES:
-            raise PolicyError(_too_big(url, int(declared)))
+            raise PolicyError(_too_big(host, int(declared)))
         body = response.read(MAX_POLICY_BYTES + 1)
         if len(body) > MAX_POLICY_BYTES:
-            raise PolicyError(_too_big(url, None))
+            raise PolicyError(_too_big(host, None))
     except http.client.HTTPException as exc:
-        raise PolicyError(f"{url}: invalid HTTP response ({type(exc).__name__}: {exc})") from None
+        raise PolicyError(f"{host}: invalid HTTP response ({type(exc).__name__}: {exc})") from None
     except ssl.SSLError as exc:
-        raise PolicyError(f"{url}: TLS failed ({exc.reason or exc})") from None
+        raise PolicyError(f"{host}: TLS failed ({exc.reason or exc})") from None
     except OSError as exc:
-        raise PolicyError(f"{url}: {exc.strerror or exc}") from None
+        raise PolicyError(f"{host}: {exc.strerror or exc}") from None
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        raise PolicyError(f"{url} is not UTF-8 text") from None
+        raise PolicyError(f"{host}: the policy is not UTF-8 text") from None
 
 
-def _too_big(url: str, size: int | None) -> str:
+def _too_big(host: str, size: int | None) -> str:
     told = f"{size} bytes, " if size is not None else ""
-    return f"{url} is too big ({told}more than {MAX_POLICY_BYTES // 1024} KiB)"
+    return f"{host}: the policy is too big ({told}more than {MAX_POLICY_BYTES // 1024} KiB)"
 
 
 # -- the whole look-up ---------------------------------------------------------------
