@@ -80,7 +80,7 @@ def _unique(texts: Any) -> list[str]:
 def usable_problem(record: TlsaRecord) -> str | None:
     """Why a record cannot be used for SMTP, or None if it can."""
     if record.usage in (0, 1):
-        return f"{USAGES[record.usage]}({record.usage}) is not used for SMTP (RFC 7672 3.1.3)"
+        return f"{USAGES[record.usage]}({record.usage}) is not for SMTP (RFC 7672 3.1.3)"
     if record.usage not in (2, 3):
         return f"unknown certificate usage {record.usage}"
     if record.selector not in (0, 1):
@@ -416,8 +416,12 @@ def lookup_step(conversation: Any) -> tuple[str, ...]:
 def lookup_line(found: Any) -> str:
     """The look-up in a few words, for the step line of -v."""
     if found.state == "secure":
-        return f"{len(found.records)} DNSSEC-signed TLSA record(s) at {found.owner}"
-    return str(found.error)
+        return f"{len(found.records)} TLSA record(s), DNSSEC-signed"
+    return {
+        "none": "no TLSA record",
+        "insecure": "not DNSSEC-signed: DANE does not apply",
+        "bogus": "DNSSEC-bogus (SERVFAIL)",
+    }.get(found.state, "no answer")
 
 
 def authenticates(conversation: Any) -> bool:

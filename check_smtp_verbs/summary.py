@@ -268,9 +268,14 @@ def protection_line(run: Run) -> str:
     """What --dane and --mta-sts found, for the OK line of --mx: a count and the policy."""
     text = ""
     checked = [w.walk.dane for w in run.walks if w.walk.dane is not None]
-    if checked:
-        matched = sum(1 for report in checked if report.verdict.result is not None)
-        text += f"; DANE: {matched} of {len(checked)} MX hosts match their TLSA records"
+    published = [r for r in checked if r.lookup.state == "secure"]
+    if checked and not published:
+        text += "; DANE: no MX host has DNSSEC-signed TLSA records"
+    elif published:
+        matched = sum(1 for report in published if report.verdict.state == "ok")
+        text += f"; DANE: {matched} of {len(published)} MX hosts match their TLSA records"
+        if len(checked) > len(published):
+            text += f" ({len(checked) - len(published)} without)"
     if run.mta_sts is not None:
         text += f"; {run.mta_sts.verdict.text}"
     return text

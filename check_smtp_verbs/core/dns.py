@@ -380,7 +380,7 @@ def tlsa(
                     "bogus",
                     base,
                     names=names,
-                    error=f"TLSA {owner} cannot be validated: {answer.error}",
+                    error=f"the TLSA records cannot be validated: {answer.error}",
                 )
             if answer.state == "error":
                 return result(
