@@ -214,3 +214,27 @@ def test_the_private_postfix_matches_its_tlsa_records(
     assert run.returncode == 0, run.stdout
     assert "DANE: 1 of 1 MX hosts match their TLSA records" in run.status
     assert "DANE-TA: issued under" in run.stdout
+
+
+def test_dane_with_implicit_tls_looks_tlsa_up_before_the_handshake(
+    mail_domain: Domain, unbound: PrivateUnbound, certs: TestCertificates
+):
+    domain = mail_domain(implicit_tls=True)
+    domain.pin_leaf(1)
+    run = run_plugin(
+        "-H",
+        domain.hosts[0],
+        "-p",
+        str(domain.port),
+        "--resolver",
+        unbound.address,
+        "--tls",
+        "--dane",
+        "--ca-file",
+        str(certs.ca_file),
+        "-v",
+    )
+    assert run.returncode == 0, run.stdout
+    steps = [line.split()[1] for line in run.lines[1:4]]
+    assert steps == ["connect", "TLSA", "TLS"]
+    assert "DANE: TLSA 3 1 1" in run.status
