@@ -416,7 +416,8 @@ def lookup_step(conversation: Any) -> tuple[str, ...]:
 def lookup_line(found: Any) -> str:
     """The look-up in a few words, for the step line of -v."""
     if found.state == "secure":
-        return f"{len(found.records)} TLSA record(s), DNSSEC-signed"
+        count = len(found.records)
+        return f"{count} signed TLSA record{'' if count == 1 else 's'}"
     return {
         "none": "no TLSA record",
         "insecure": "not DNSSEC-signed: DANE does not apply",
