@@ -26,7 +26,6 @@ from typing import Any, NamedTuple
 from check_smtp_verbs.core.deadline import (
     AddrInfo,
     Deadline,
-    DeadlineBound,
     DeadlineExceeded,
     clock,
     connect,
@@ -171,10 +170,6 @@ def mx_pattern_matches(pattern: str, host: str) -> bool:
 # -- the HTTPS fetch ---------------------------------------------------------------
 
 
-class _DeadlineSSLSocket(DeadlineBound, ssl.SSLSocket):
-    """Every TLS read and write of the fetch gets only the time the deadline has left."""
-
-
 def policy_url(domain: str) -> str:
     return f"https://mta-sts.{domain}{PATH}"
 
@@ -204,16 +199,6 @@ def fetch_policy(
         sock.close()
 
 
-def _context(cafile: str | None) -> ssl.SSLContext:
-    try:
-        # cafile replaces the system store, as it does for the SMTP servers
-        context = ssl.create_default_context(cafile=cafile)
-    except (OSError, ssl.SSLError) as exc:
-        raise PolicyError(f"cannot load the CA file {cafile}: {exc}") from None
-    context.sslsocket_class = _DeadlineSSLSocket
-    return context
-
-
 def _open(
     host: str,
     port: int,
@@ -222,40 +207,39 @@ def _open(
     deadline: Deadline,
     cafile: str | None,
 ) -> ssl.SSLSocket:
-    context = _context(cafile)
+    """A verified TLS connection to the policy host, through the core's TLS layer (the
+    same context rules and deadline-bounded handshake as the SMTP servers get)."""
+    from check_smtp_verbs.core import tls
+
+    try:
+        # cafile replaces the system store, as it does for the SMTP servers; OpenSSL
+        # checks the dates itself (own_date_check=False): only the verdict matters here
+        context = tls.client_context(cafile, verify=True, own_date_check=False)
+    except (OSError, ValueError) as exc:
+        raise PolicyError(f"cannot load the CA file {cafile}: {exc}") from None
     try:
         addresses = resolve(host, port, family, deadline)
     except OSError as exc:
         raise PolicyError(f"cannot resolve {host}: {exc.strerror or exc}") from None
     failures: list[str] = []
     for address in addresses:
-        shown = (
-            f"{address[4][0]}:{port}"
-            if address[0] == socket.AF_INET
-            else f"[{address[4][0]}]:{port}"
-        )
+        ip = address[4][0]
+        shown = f"{ip}:{port}" if address[0] == socket.AF_INET else f"[{ip}]:{port}"
         try:
             raw = connect(address, deadline)
         except OSError as exc:
             failures.append(f"{shown}: {exc.strerror or exc}")
             continue
-        tls = context.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
-        tls.deadline = deadline  # type: ignore[attr-defined]
         try:
-            tls.settimeout(deadline.remaining())
-            tls.do_handshake()
-        except ssl.SSLCertVerificationError as exc:
-            tls.close()
-            reason = exc.verify_message or exc.reason or str(exc)
-            raise PolicyError(f"the certificate of {host} is not valid: {reason}") from None
-        except socket.timeout:
-            tls.close()
-            raise DeadlineExceeded from None
-        except (OSError, ssl.SSLError) as exc:
-            tls.close()
-            failures.append(f"{shown}: TLS handshake failed: {getattr(exc, 'reason', None) or exc}")
-            continue
-        return tls
+            return tls.handshake(raw, context, host, deadline)
+        except tls.TlsError as exc:
+            reason = str(exc)
+            verify = "certificate verify failed: "
+            if reason.startswith(verify):
+                raise PolicyError(
+                    f"the certificate of {host} is not valid: {reason[len(verify) :]}"
+                ) from None
+            failures.append(f"{shown}: {reason}")
     raise PolicyError(f"cannot connect to {host} ({'; '.join(failures) or 'no address'})")
 
 

@@ -205,7 +205,11 @@ def test_a_policy_host_certificate_for_another_name_fails_the_fetch(
 ):
     wrong = certs.context("www.example.test")
     policy_host(domain, context=wrong).serve(policy_text("enforce", f"mx1.{domain}"))
-    assert "Hostname mismatch" in fetch_failure(domain, resolver, certs)
+    error = fetch_failure(domain, resolver, certs)
+    assert error == (
+        f"the certificate of mta-sts.{domain} is not valid: "
+        f"name mismatch: the certificate is not valid for mta-sts.{domain}"
+    )
 
 
 def test_a_redirect_is_refused_not_followed(
