@@ -57,6 +57,8 @@ def walk_document(
         document["message_id"] = walk.message_id
     if walk.tls is not None:  # what the TLS handshake showed
         document["tls"] = _plain(walk.tls)
+    if walk.pkix_error is not None:  # --mta-sts: PKIX failed, the walk went on unverified
+        document["pkix_error"] = walk.pkix_error
     if walk.dane is not None:  # --dane: the TLSA look-up, each record's fate, the verdict
         document["dane"] = dane_document(walk.dane, states.get(prefix + "dane", "OK"))
     if transcript:

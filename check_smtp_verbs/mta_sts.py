@@ -451,13 +451,37 @@ def domain_lookups(settings: Any, deadline: Deadline) -> tuple[MtaSts | None, An
     return found, tlsrpt.lookup(settings.host, resolver, deadline)
 
 
+VERIFY_FAILED = "certificate verify failed: "
+
+
+def again_without_pkix(walked: Any, settings: Any, deadline: Deadline, resolve: Any) -> Any:
+    """A walk whose handshake failed PKIX, repeated without verification.
+
+    With --mta-sts and opportunistic STARTTLS (implied by --mx, or -S optional), a
+    certificate PKIX rejects is the policy's business: CRITICAL under ``enforce``,
+    WARNING under ``testing``, nothing a sender minds without a policy.  The failed
+    handshake closed the connection, so the walk is done again unverified (the
+    failure case only: one connection more) and carries the PKIX failure with it.
+    """
+    failure = next(
+        (r.error for r in walked.results if r.step.verb == "tls" and r.error is not None), None
+    )
+    if failure is None or not failure.startswith(VERIFY_FAILED):
+        return walked
+    from check_smtp_verbs.probe import walk
+
+    again = walk(settings._replace(insecure=True), deadline, resolve)
+    return again._replace(pkix_error=failure[len(VERIFY_FAILED) :])
+
+
 def host_tls(name: str, walk: Any) -> HostTls:
     """What a walk showed about the host's TLS, as MTA-STS asks it."""
+    if walk.pkix_error is not None:
+        return HostTls(name, True, pkix_error=walk.pkix_error)
     for result in walk.results:
         if result.step.verb == "tls" and result.error is not None:
-            prefix = "certificate verify failed: "
-            if result.error.startswith(prefix):
-                return HostTls(name, True, pkix_error=result.error[len(prefix) :])
+            if result.error.startswith(VERIFY_FAILED):
+                return HostTls(name, True, pkix_error=result.error[len(VERIFY_FAILED) :])
             return HostTls(name, False, error=result.error)
     if walk.tls is not None:
         return HostTls(name, True)

@@ -57,7 +57,12 @@ def walk_all(settings: Settings) -> Run:
 
     def run(index: int, host: MxHost) -> None:
         own = deadline.within(settings.timeout)  # its own clock, never past the run's end
-        walks[index] = walk(settings._replace(host=host.name), own, resolve)
+        mine = settings._replace(host=host.name)
+        walks[index] = walk(mine, own, resolve)
+        if settings.mta_sts is not None and settings.starttls == "optional":
+            from check_smtp_verbs import mta_sts
+
+            walks[index] = mta_sts.again_without_pkix(walks[index], mine, own, resolve)
 
     threads = [
         threading.Thread(target=run, args=(n, host), name=f"mx {host.name}", daemon=True)

@@ -75,6 +75,8 @@ class Walk(NamedTuple):
     tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
     message_id: str | None = None  # of the --data message, when one was sent
     dane: Any = None  # --dane: dane.DaneReport (the TLSA look-up and the verdict)
+    pkix_error: str | None = None  # --mta-sts: why PKIX failed (the walk was then repeated
+    # without verification, so that the policy's mode, not the walk, judges the failure)
 
 
 class Target(NamedTuple):

@@ -82,6 +82,8 @@ def tls_lines(walk: Walk) -> list[str]:
     bits = f" ({facts.bits} bits)" if facts.bits else ""
     if facts.verified:
         check = f"chain and name verified for {facts.server_name}"
+    elif walk.pkix_error is not None:
+        check = f"not PKIX-valid ({walk.pkix_error}), so walked again without verification"
     elif walk.dane is not None and walk.dane.lookup.state == "secure":
         check = "not verified by PKIX: DANE authenticates it (see DANE below)"
     else:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.certs import TestCertificates
-from tests.dane.certificates import self_signed
+from tests.dane.certificates import self_signed, tlsa_text
 from tests.dane.conftest import MailDomain
 from tests.httpsd import PolicyServer, policy_text
 from tests.plugin import run_plugin
@@ -90,9 +90,56 @@ def test_enforce_mode_with_a_certificate_pkix_rejects_is_critical(
     publish(domain, policy_host, policy_text("enforce", f"*.{domain.domain}"))
     run = check(domain, unbound, certs, "-v")
     assert run.returncode == 2
-    assert f"MTA-STS {domain.domain} (mode enforce): {domain.hosts[0]}: certificate not valid:" in (
+    assert run.status.startswith(
+        f"SMTP_VERBS CRITICAL - MTA-STS {domain.domain} (mode enforce): {domain.hosts[0]}: "
+        "certificate not valid: self-signed certificate"
+    )
+
+
+def test_testing_mode_with_a_certificate_pkix_rejects_is_a_warning(
+    mail_domain: Domain, policy_host: Policies, unbound: PrivateUnbound, certs: TestCertificates
+):
+    domain = mail_domain()
+    _, context = self_signed(domain.hosts[0])
+    domain.servers[0].script.tls_context = context
+    publish(domain, policy_host, policy_text("testing", f"*.{domain.domain}"))
+    run = check(domain, unbound, certs, "-v")
+    assert run.returncode == 1, run.stdout
+    assert run.status.startswith(
+        f"SMTP_VERBS WARNING - MTA-STS {domain.domain} (mode testing): {domain.hosts[0]}: "
+        "certificate not valid: self-signed certificate"
+    )
+    assert "not PKIX-valid (self-signed certificate), so walked again without verification" in (
         run.stdout
     )
+    assert domain.servers[0].connections == 2  # the failed handshake, then the walk again
+
+
+def test_dane_and_mta_sts_judge_a_self_signed_dane_host_each_their_way(
+    mail_domain: Domain, policy_host: Policies, unbound: PrivateUnbound, certs: TestCertificates
+):
+    """DANE is satisfied by its record; MTA-STS in testing mode still wants PKIX."""
+    domain = mail_domain()
+    der, context = self_signed(domain.hosts[0])
+    domain.servers[0].script.tls_context = context
+    domain.pin(1, tlsa_text(der, 3, 1, 1))
+    publish(domain, policy_host, policy_text("testing", f"*.{domain.domain}"))
+    run = check(domain, unbound, certs, "--dane", "-v")
+    assert run.returncode == 1, run.stdout
+    assert "certificate not valid: self-signed certificate" in run.status
+    assert "DANE: TLSA 3 1 1" in run.stdout and "matches (DANE-EE" in run.stdout
+
+
+def test_without_a_policy_a_certificate_pkix_rejects_is_only_shown(
+    mail_domain: Domain, unbound: PrivateUnbound, certs: TestCertificates
+):
+    """Senders without a policy to honour deliver over any TLS: nothing to alert on."""
+    domain = mail_domain()
+    _, context = self_signed(domain.hosts[0])
+    domain.servers[0].script.tls_context = context
+    run = check(domain, unbound, certs, "-v")
+    assert run.returncode == 0, run.stdout
+    assert "not PKIX-valid (self-signed certificate)" in run.stdout
 
 
 def test_policy_mode_none_is_ok(
