@@ -215,6 +215,8 @@ def protection_options(args: argparse.Namespace) -> ProtectionOptions:
         raise UsageError("--mta-sts needs --mx DOMAIN: a policy belongs to a mail domain")
     if args.dane is not None and args.mx is None and args.starttls is None and not args.tls:
         raise UsageError("--dane needs TLS: -S/--starttls, --tls or --mx DOMAIN")
+    if args.dane is not None and args.hostname is not None and _is_address(args.hostname):
+        raise UsageError("--dane needs a host name: TLSA records belong to names (RFC 7672)")
     if args.mta_sts is not None and args.insecure:
         raise UsageError("--mta-sts checks certificates as senders do: drop --insecure")
     if args.dane is not None and args.lmtp:
@@ -223,6 +225,16 @@ def protection_options(args: argparse.Namespace) -> ProtectionOptions:
     if asked and args.mx is not None and args.starttls is None and not args.tls:
         args.starttls = "optional"
     return ProtectionOptions(args.dane, args.mta_sts)
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def tls_options(args: argparse.Namespace) -> TlsOptions:

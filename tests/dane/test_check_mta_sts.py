@@ -263,3 +263,12 @@ def test_a_bad_dane_mode_is_refused():
     run = run_plugin("--mx", "example.test", "--dane=sometimes")
     assert run.returncode == 3 and len(run.lines) == 1
     assert "--dane: invalid choice: 'sometimes'" in run.status
+
+
+def test_dane_for_an_ip_address_is_refused(smtp_server):
+    server = smtp_server()
+    run = run_plugin("-H", server.host, "-p", str(server.port), "-S", "--dane")
+    assert run.lines == [
+        "SMTP_VERBS UNKNOWN - --dane needs a host name: TLSA records belong to names (RFC 7672)"
+    ]
+    assert (run.returncode, server.connections) == (3, 0)
