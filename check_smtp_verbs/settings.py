@@ -34,10 +34,11 @@ DEFAULT_EXPECT: dict[str, str] = {
 }
 
 # Every label that can carry a time: the verbs plus the parts of the walk without a reply
-# ("tls" is the TLS handshake).
-TIMED = ("connect", "tls", *DEFAULT_EXPECT, "total")
+# ("tls" is the TLS handshake, "tlsa" the TLSA look-up of --dane).
+TIMED = ("connect", "tlsa", "tls", *DEFAULT_EXPECT, "total")
 
 STARTTLS_MODES = ("required", "optional")
+PROTECTION_MODES = ("yes", "required")  # --dane / --mta-sts; bare: "yes"
 AUTH_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2")
 TLS_VERSIONS = ("1.2", "1.3")
 
@@ -123,6 +124,9 @@ class Settings(NamedTuple):
     mx: str | None = None  # a mail domain whose every MX host is walked
     resolver: tuple[str, int] | None = None  # DNS server for --mx; None: the system's
     json: bool = False
+    # DANE and MTA-STS (dane.py, mta_sts.py): None, "yes" or "required"
+    dane: str | None = None
+    mta_sts: str | None = None
 
     @property
     def uses_tls(self) -> bool:
