@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from check_smtp_verbs.core.deadline import Deadline, clock
 from check_smtp_verbs.core.dns import Lookup, MxHost, lookup, make_resolver, resolve_with
@@ -42,6 +42,17 @@ def walk_all(settings: Settings) -> Run:
     """Look up the MX hosts, then walk them all at once; each walk ends by the deadline."""
     started = clock()
     deadline = Deadline(settings.timeout, start=started)
+    side: list[tuple[Any, Any]] = []
+    side_thread = None
+    if settings.mta_sts is not None or settings.dane is not None:
+        from check_smtp_verbs import mta_sts
+
+        side_thread = threading.Thread(
+            target=lambda: side.append(mta_sts.domain_lookups(settings, deadline)),
+            name="mta-sts",
+            daemon=True,
+        )
+        side_thread.start()
     resolver = make_resolver(settings.resolver)
     found = lookup(settings.host, settings.family, resolver, deadline)
     resolve = resolve_with(resolver)
@@ -50,15 +61,19 @@ def walk_all(settings: Settings) -> Run:
 
     def run(index: int, host: MxHost) -> None:
         own = deadline.within(settings.timeout)  # its own clock, never past the run's end
-        one = settings._replace(host=host.name)
+        mine = settings._replace(host=host.name)
         if settings.all_addresses:  # every MX host x every address
             from check_smtp_verbs.families import walk_every_address
 
-            every[index] = walk_every_address(one, own, resolve)._replace(
+            every[index] = walk_every_address(mine, own, resolve)._replace(
                 prefix=label_prefix(host.name)
             )
-        else:
-            walks[index] = walk(one, own, resolve)
+            return
+        walks[index] = walk(mine, own, resolve)
+        if settings.mta_sts is not None and settings.starttls == "optional":
+            from check_smtp_verbs import mta_sts
+
+            walks[index] = mta_sts.again_without_pkix(walks[index], mine, own, resolve)
 
     threads = [
         threading.Thread(target=run, args=(n, host), name=f"mx {host.name}", daemon=True)
@@ -69,29 +84,43 @@ def walk_all(settings: Settings) -> Run:
     for thread in threads:
         # Every walk is bounded by its deadline; the slack only covers thread start-up.
         thread.join(max(0.0, deadline.end - clock()) + 1.0)
+    addresses = None
     if settings.all_addresses:
-        return _every_address(settings, found, every, clock() - started)
-    done = tuple(
-        TargetWalk(target(host), w if w is not None else _unfinished(settings, host))
-        for w, host in zip(walks, found.hosts)
-    )
-    return Run(done, clock() - started, found)
+        done, addresses, walked = _every_address(settings, found, every, clock() - started)
+    else:
+        done = tuple(
+            TargetWalk(target(host), w if w is not None else _unfinished(settings, host))
+            for w, host in zip(walks, found.hosts)
+        )
+        walked = [(w.target.name, w.walk) for w in done]
+    if side_thread is None:
+        return Run(done, clock() - started, found, addresses=addresses)
+    side_thread.join(max(0.0, deadline.end - clock()) + 1.0)
+    policy, reporting = side[0] if side else (None, None)
+    sts = None
+    if policy is not None:
+        from check_smtp_verbs import mta_sts
+
+        sts = mta_sts.report(policy, walked, settings.mta_sts == "required")
+    return Run(done, clock() - started, found, sts, reporting, addresses=addresses)
 
 
 def _every_address(
     settings: Settings, found: Lookup, every: list[AddressRun | None], total: float
-) -> Run:
-    """One target per MX host and address, labelled ``mx1.example.net_2001_db8__25_rcpt``."""
+) -> tuple[tuple[TargetWalk, ...], tuple[AddressRun, ...], list[tuple[str, Walk]]]:
+    """One target per MX host and address, labelled ``mx1.example.net_2001_db8__25_rcpt``;
+    also each host's look-ups, and each walk under its host's name (for MTA-STS)."""
     from check_smtp_verbs.families import AddressRun, target_walks
 
-    runs, done = [], []
+    runs, done, walked = [], [], []
     for host, run in zip(found.hosts, every):
         if run is None:  # its thread outlived the deadline (it cannot: every call is bounded)
             run = AddressRun(host.name, (), (), total, label_prefix(host.name))
             done.append(TargetWalk(target(host), _unfinished(settings, host)))
         runs.append(run)
         done += target_walks(run, run.prefix, host.preference, named=True)
-    return Run(tuple(done), total, found, tuple(runs))
+        walked += [(host.name, w.walk) for w in run.walks]
+    return tuple(done), tuple(runs), walked
 
 
 def _unfinished(settings: Settings, host: MxHost) -> Walk:

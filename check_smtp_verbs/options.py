@@ -16,6 +16,7 @@ from check_smtp_verbs.extra_opts import add_extra_opts
 from check_smtp_verbs.settings import (
     AUTH_MECHANISMS,
     DEFAULT_EXPECT,
+    PROTECTION_MODES,
     STARTTLS_MODES,
     TIMED,
     TLS_VERSIONS,
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("-V", "--version", action="version", version=f"{PROG} {__version__}")
     _add_tls_options(p)
     _add_auth_options(p)
+    _add_dane_options(p)
     _add_refusal_options(p)
     return p
 
@@ -207,6 +209,28 @@ def _add_tls_options(p: argparse.ArgumentParser) -> None:
         metavar="VERSIONS",
         help="e.g. 1.0,1.1: a second connection offers only each of these versions, and the "
         "server accepting one is CRITICAL; repeatable",
+    )
+
+
+def _add_dane_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "DANE and MTA-STS", "(see docs/dane-mta-sts.md; --resolver should be a validating resolver)"
+    ).add_argument
+    g(
+        "--dane",
+        nargs="?",
+        const="yes",
+        choices=PROTECTION_MODES,
+        help="match the certificate against the host's DNSSEC-signed TLSA records (RFC 7672); "
+        "'required': no TLSA records is CRITICAL (needs -S, --tls or --mx)",
+    )
+    g(
+        "--mta-sts",
+        nargs="?",
+        const="yes",
+        choices=PROTECTION_MODES,
+        help="check the domain's MTA-STS policy against its MX hosts (RFC 8461); 'required': "
+        "no policy is CRITICAL (needs --mx; --ca-file also applies to the policy host)",
     )
 
 

@@ -61,10 +61,26 @@ def account(
         if certificate is not None:
             parts[certificate.name] = Part(index)
             out.append(certificate)
+        if walk.dane is not None:  # --dane: judged in contexts.VerdictContext
+            parts[prefix + "dane"] = Part(index)
+            out.append(nagiosplugin.Metric(prefix + "dane", walk.dane, context="dane"))
         for probe in walk.version_probes:  # --forbid-tls-version: tls_1_0, tls_1_1
             name = f"{prefix}tls_{probe.version.replace('.', '_')}"
             parts[name] = Part(index)
             out.append(nagiosplugin.Metric(name, probe, context="forbidden_tls"))
+    if run.mta_sts is not None:
+        parts["mta_sts"] = Part(None)
+        out.append(nagiosplugin.Metric("mta_sts", run.mta_sts, context="mta_sts"))
+        policy = run.mta_sts.found.policy
+        if policy is not None:
+            days = round(policy.max_age_days, 3)
+            parts["mta_sts_max_age_days"] = Part(None)
+            out.append(
+                nagiosplugin.Metric("mta_sts_max_age_days", days, min=0, context="mta_sts_days")
+            )
+    if run.tlsrpt is not None:
+        parts["tlsrpt"] = Part(None)
+        out.append(nagiosplugin.Metric("tlsrpt", run.tlsrpt, context="tlsrpt"))
     for addresses in run.addresses or ():  # --all-addresses: each host's A/AAAA look-ups
         name = f"{addresses.prefix}addresses"
         parts[name] = Part(None)

@@ -47,9 +47,14 @@ def handshake(conversation: Conversation) -> tuple[str, ...]:
     if not settings.implicit_tls and client.waiting():
         raise StepFailed("the server sent data after its STARTTLS reply, before TLS began")
     only = settings.tls_only_version
+    # the --forbid-tls-version probe only asks whether the version is accepted
+    verify = not settings.insecure and not only
+    if settings.dane is not None:
+        from check_smtp_verbs import dane
+
+        verify = verify and not dane.authenticates(conversation)
     try:
-        # the --forbid-tls-version probe only asks whether the version is accepted
-        context = tls.client_context(settings.ca_file, verify=not settings.insecure and not only)
+        context = tls.client_context(settings.ca_file, verify=verify)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise StepFailed(f"cannot load the CA file {settings.ca_file}: {reason}") from None
@@ -74,8 +79,10 @@ def handshake(conversation: Conversation) -> tuple[str, ...]:
     if only is not None:  # accepted: that is all the probe wanted to know
         return (sock.version() or "unknown", (sock.cipher() or ("unknown",))[0])
     usable = not settings.implicit_tls  # before the banner, a QUIT would only read the banner
+    if settings.dane is not None:
+        dane.after_handshake(conversation, sock)
     try:
-        facts = tls.facts(sock, not settings.insecure, server_name)
+        facts = tls.facts(sock, verify, server_name)
     except ImportError:
         raise StepFailed(
             "cannot read the certificate: the Python package cryptography is not installed",

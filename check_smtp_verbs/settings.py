@@ -38,10 +38,11 @@ DEFAULT_EXPECT: dict[str, str] = {
 }
 
 # Every label that can carry a time: the verbs plus the parts of the walk without a reply
-# ("tls" is the TLS handshake).
-TIMED = ("connect", "tls", *DEFAULT_EXPECT, "total")
+# ("tls" is the TLS handshake, "tlsa" the TLSA look-up of --dane).
+TIMED = ("connect", "tlsa", "tls", *DEFAULT_EXPECT, "total")
 
 STARTTLS_MODES = ("required", "optional")
+PROTECTION_MODES = ("yes", "required")  # --dane / --mta-sts; bare: "yes"
 AUTH_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2")
 TLS_VERSIONS = ("1.2", "1.3")
 
@@ -127,6 +128,9 @@ class Settings(NamedTuple):
     mx: str | None = None  # a mail domain whose every MX host is walked
     resolver: tuple[str, int] | None = None  # DNS server for --mx; None: the system's
     json: bool = False
+    # DANE and MTA-STS (dane.py, mta_sts.py): None, "yes" or "required"
+    dane: str | None = None
+    mta_sts: str | None = None
     # Every address, and what the server must refuse (docs/addresses-and-refusals.md)
     all_addresses: bool = False  # walk every A and AAAA address of the host (or of each MX)
     require_families: dict[int, nagiosplugin.state.ServiceState] = {}  # AF_INET(6) -> state

@@ -88,6 +88,9 @@ class Walk(NamedTuple):
     transcript: Transcript
     tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
     message_id: str | None = None  # of the --data message, when one was sent
+    dane: Any = None  # --dane: dane.DaneReport (the TLSA look-up and the verdict)
+    pkix_error: str | None = None  # --mta-sts: why PKIX failed (the walk was then repeated
+    # without verification, so that the policy's mode, not the walk, judges the failure)
     version_probes: tuple[VersionProbe, ...] = ()  # --forbid-tls-version, one per version
 
 
@@ -120,6 +123,8 @@ class Run(NamedTuple):
     walks: tuple[TargetWalk, ...]
     total: float
     lookup: Lookup | None = None  # --mx: the MX look-up of the domain
+    mta_sts: Any = None  # --mta-sts: mta_sts.StsReport (policy and verdict)
+    tlsrpt: Any = None  # --dane/--mta-sts with --mx: tlsrpt.TlsRpt
     # --all-addresses: each host's families.AddressRun (its A/AAAA look-ups), in host
     # order; typed loosely because this leaf module may import none of the walk's modules
     addresses: tuple[Any, ...] | None = None
