@@ -198,7 +198,9 @@ class PrivateDovecot:
         except FileNotFoundError:
             return ""
 
-    def deliver(self, raw: bytes, user: str = PROBE_USER, sender: str = "sender@example.net") -> None:
+    def deliver(
+        self, raw: bytes, user: str = PROBE_USER, sender: str = "sender@example.net"
+    ) -> None:
         """Put one message into ``user``'s INBOX over LMTP, as an MTA would.
 
         LMTP answers after the message is saved, so it is in the mailbox on return.
