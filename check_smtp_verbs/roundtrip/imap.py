@@ -16,6 +16,7 @@ otherwise it leaves them flagged and says so.
 from __future__ import annotations
 
 import base64
+import contextlib
 import imaplib
 import re
 import ssl
@@ -344,10 +345,9 @@ def visit(
                     client.noop()
                 look()
         stage = "logout"
-        try:
+        # the probes are handled; a lost goodbye harms nothing
+        with contextlib.suppress(imaplib.IMAP4.error, OSError, DeadlineExceeded):
             client.logout()
-        except (imaplib.IMAP4.error, OSError, DeadlineExceeded):
-            pass  # the probes are handled; a lost goodbye harms nothing
         client = None
         return Report(found, method, tuple(notes))
     except DeadlineExceeded:
@@ -370,7 +370,5 @@ def visit(
         ) from None
     finally:
         if client is not None:
-            try:
+            with contextlib.suppress(OSError):
                 client.shutdown()
-            except OSError:
-                pass
