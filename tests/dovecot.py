@@ -50,13 +50,14 @@ teardown finds every process of this instance and no other."""
 
 # Dovecot 2.3's own post-login capability list, so the ``local`` blocks can advertise it
 # minus one extension.  Dovecot appends STARTTLS, AUTH= and LOGINDISABLED itself before login.
-CAPABILITIES = (
+_DOVECOT_CAPABILITY = (
     "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
     "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
     "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
     "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
     "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY"
-).split()  # noqa: SIM905 (the list as Dovecot prints it)
+)
+CAPABILITIES = _DOVECOT_CAPABILITY.split()
 
 
 class DovecotError(RuntimeError):
