@@ -50,6 +50,14 @@ class Found(NamedTuple):
     deleted: bool  # removed from the mailbox (or, without UIDPLUS, at least flagged)
 
 
+class Report(NamedTuple):
+    """What one visit to the mailbox showed."""
+
+    found: dict[str, Found]  # by Message-ID
+    method: str  # how the check waited: "IDLE", "polling", "no wait"
+    notes: tuple[str, ...]  # what the user should know (probes left flagged, ...)
+
+
 class TLSSocket(DeadlineBound, ssl.SSLSocket):
     """A TLS socket bounded by the deadline like the TCP one underneath it."""
 

@@ -22,10 +22,15 @@ import re
 import ssl
 import time
 from collections.abc import Collection
-from typing import NamedTuple
 
 from check_smtp_verbs.core.deadline import Deadline, DeadlineExceeded, clock
-from check_smtp_verbs.roundtrip.connection import Found, MailboxFailed, open_socket, wrap_tls
+from check_smtp_verbs.roundtrip.connection import (
+    Found,
+    MailboxFailed,
+    Report,
+    open_socket,
+    wrap_tls,
+)
 from check_smtp_verbs.roundtrip.url import MailboxURL
 from check_smtp_verbs.roundtrip.waiting import (
     LAST_LOOK,
@@ -40,14 +45,6 @@ _EXISTS = re.compile(rb"^\* \d+ EXISTS\b", re.IGNORECASE)
 _UID = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
 _LOGIN = re.compile(r'^(\S+ LOGIN (?:"(?:[^"\\]|\\.)*"|\S+))', re.IGNORECASE)
 _FETCH_ITEMS = f"(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID {PROBE_HEADER.upper()})])"
-
-
-class Report(NamedTuple):
-    """What one visit to the mailbox showed."""
-
-    found: dict[str, Found]  # by Message-ID
-    method: str  # how the check waited: "IDLE", "polling", "no wait"
-    notes: tuple[str, ...]  # what the user should know (probes left flagged, ...)
 
 
 def mailbox_name(folder: str) -> str:
