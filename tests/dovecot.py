@@ -7,7 +7,7 @@ state, log, maildirs) in one temporary directory.  The system instance and
 
 What the instance offers:
 
-* users ``probe@roundtrip.test`` and ``other@roundtrip.test`` (passwords in
+* users ``probe@``, ``other@`` and ``unicode@roundtrip.test`` (passwords in
   :data:`USERS`) in a passwd-file, with Maildirs under the temporary directory;
 * on 127.0.0.1: IMAP (STARTTLS), IMAPS, POP3 (STARTTLS, which POP3 calls STLS),
   POP3S and LMTP, each on its own high port, TLS from the test CA (tests/certs.py);
@@ -41,7 +41,11 @@ DOMAIN = "roundtrip.test"
 HOSTNAME = f"mailbox.{DOMAIN}"
 PROBE_USER = f"probe@{DOMAIN}"
 OTHER_USER = f"other@{DOMAIN}"
-USERS = {PROBE_USER: "probe-secret", OTHER_USER: "other-secret"}
+UNICODE_USER = f"unicode@{DOMAIN}"
+# A password outside ASCII, with a quote and a backslash: what IMAP LOGIN cannot carry
+# and what must be redacted in every encoding the clients send.
+UNICODE_SECRET = 'Zq9€kx-7"Yv!\\wT'
+USERS = {PROBE_USER: "probe-secret", OTHER_USER: "other-secret", UNICODE_USER: UNICODE_SECRET}
 NO_IDLE_HOST = "127.0.0.2"
 NO_UIDPLUS_HOST = "127.0.0.3"
 MARKER = "CHECK_SMTP_VERBS_DOVECOT"
@@ -254,7 +258,7 @@ class PrivateDovecot:
             f"{user}:{{PLAIN}}{password}:{nobody}::{self._dir('mail') / user}::\n"
             for user, password in self.users.items()
         )
-        self._dir("users").write_text(users)
+        self._dir("users").write_text(users, encoding="utf-8")
         self._dir("users").chmod(0o600)
         shutil.chown(self._dir("users"), user="dovecot")  # the auth process reads it
         ports = Ports(*(_free_port(self.host) for _ in range(5)), 0, 0)
@@ -277,6 +281,11 @@ class PrivateDovecot:
             # Plaintext logins on loopback are allowed by Dovecot (it trusts a connection
             # whose two ends are the same address); the check must refuse them itself.
             "auth_mechanisms = plain login\n"
+            # Failed logins are answered at once: the tests fail logins on purpose, and
+            # Dovecot's 2 s delay (more with the anvil penalty for an address that keeps
+            # failing; a socket mode of 0 switches it off) would only slow them down.
+            "auth_failure_delay = 0\n"
+            "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
             f"passdb {{\n  driver = passwd-file\n  args = {self._dir('users')}\n}}\n"
             f"userdb {{\n  driver = passwd-file\n  args = {self._dir('users')}\n}}\n"
             "mail_location = maildir:~/Maildir\n"

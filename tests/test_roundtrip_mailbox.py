@@ -1,0 +1,358 @@
+"""The mailbox side of the round trip, against a real Dovecot over loopback TCP.
+
+Messages are put into the mailbox over Dovecot's LMTP, as an MTA would (the chain
+through Postfix is in test_roundtrip_postfix.py); what the check deleted or left is
+read from the Maildir on disk, not through the client under test.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from check_smtp_verbs.core.deadline import Deadline, clock
+from check_smtp_verbs.message import build
+from check_smtp_verbs.roundtrip import imap, pop3
+from check_smtp_verbs.roundtrip.connection import MailboxFailed, Report, client_context
+from check_smtp_verbs.roundtrip.url import parse
+from check_smtp_verbs.transcript import Transcript
+from tests.dovecot import (
+    NO_IDLE_HOST,
+    NO_UIDPLUS_HOST,
+    OTHER_USER,
+    PROBE_USER,
+    UNICODE_SECRET,
+    UNICODE_USER,
+    USERS,
+    PrivateDovecot,
+)
+
+ALL_SCHEMES = ["imap", "imaps", "pop3", "pop3s"]
+
+
+def probe_message(recipient: str = PROBE_USER) -> tuple[bytes, str]:
+    """A probe exactly as the check sends it (message.build), as the mailbox stores it."""
+    probe = build("probe@verbs.test", (recipient,), "check_smtp_verbs probe", "client.test")
+    raw = probe.data[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
+    return raw, probe.message_id
+
+
+def plain_message(message_id: str, probe_header: bool = False) -> bytes:
+    return (
+        f"From: someone@example.net\r\nSubject: not a probe\r\nMessage-ID: {message_id}\r\n"
+        + ("X-Check-SMTP-Verbs: probe\r\n" if probe_header else "")
+        + "\r\nKeep me.\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def mailbox(dovecot: PrivateDovecot) -> Iterator[PrivateDovecot]:
+    """The session's Dovecot with empty mailboxes before and after the test."""
+    for user in USERS:
+        dovecot.empty(user)
+    yield dovecot
+    for user in USERS:
+        dovecot.empty(user)
+
+
+def visit(
+    dovecot: PrivateDovecot,
+    scheme: str,
+    wanted: set[str],
+    *,
+    seconds: float = 5.0,
+    host: str | None = None,
+    user: str = PROBE_USER,
+    password: str | None = None,
+    context: ssl.SSLContext | None = None,
+    transcript: Transcript | None = None,
+    **options: object,
+) -> Report:
+    url = parse(dovecot.url(scheme, host), scheme.rstrip("s"))
+    client = imap if url.protocol == "imap" else pop3
+    return client.visit(
+        url,
+        user,
+        USERS[user] if password is None else password,
+        wanted,
+        Deadline(seconds),
+        transcript if transcript is not None else Transcript(),
+        context or client_context(str(dovecot.ca_file)),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def later(seconds: float, action: Callable[[], None]) -> threading.Thread:
+    """Run ``action`` in ``seconds`` from now, while the check waits."""
+    timer = threading.Timer(seconds, action)
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("scheme", ALL_SCHEMES)
+def test_a_probe_already_in_the_mailbox_is_found_and_deleted(mailbox, scheme):
+    raw, message_id = probe_message()
+    mailbox.deliver(raw)
+    report = visit(mailbox, scheme, {message_id})
+    assert list(report.found) == [message_id]
+    assert report.found[message_id].deleted
+    assert mailbox.maildir_messages() == []
+
+
+@pytest.mark.parametrize("scheme", ["imap", "imaps"])
+def test_imap_waits_with_idle_and_sees_the_probe_when_the_server_announces_it(mailbox, scheme):
+    raw, message_id = probe_message()
+    transcript = Transcript()
+    started = clock()
+    timer = later(0.5, lambda: mailbox.deliver(raw))
+    report = visit(mailbox, scheme, {message_id}, transcript=transcript)
+    timer.join()
+    assert report.method == "IDLE"
+    seen = report.found[message_id].seen - started
+    # Dovecot batches its IDLE notifications for half a second; no polling interval adds to it
+    assert 0.5 < seen < 1.6
+    sent = [entry.text.split(" ", 1)[-1] for entry in transcript.entries if entry.direction == "C"]
+    assert "IDLE" in sent and "DONE" in sent
+    assert "NOOP" not in sent
+    assert mailbox.maildir_messages() == []
+
+
+def test_imap_without_idle_is_polled_with_back_off(mailbox):
+    raw, message_id = probe_message()
+    transcript = Transcript()
+    started = clock()
+    timer = later(1.0, lambda: mailbox.deliver(raw))
+    report = visit(mailbox, "imap", {message_id}, host=NO_IDLE_HOST, transcript=transcript)
+    timer.join()
+    assert report.method == "polling"
+    sent = [entry.text.split(" ", 1)[-1] for entry in transcript.entries if entry.direction == "C"]
+    assert "IDLE" not in sent
+    # looks at 0, 0.25, 0.75, 1.75 s: found at the first look after delivery, not later
+    assert sent.count("NOOP") == 3
+    assert 1.0 < report.found[message_id].seen - started < 2.5
+    assert mailbox.maildir_messages() == []
+
+
+@pytest.mark.parametrize("scheme", ["pop3", "pop3s"])
+def test_pop3_looks_again_in_new_sessions_until_the_probe_arrives(mailbox, scheme):
+    raw, message_id = probe_message()
+    transcript = Transcript()
+    started = clock()
+    timer = later(1.0, lambda: mailbox.deliver(raw))
+    report = visit(mailbox, scheme, {message_id}, transcript=transcript)
+    timer.join()
+    assert report.method == "polling"
+    sessions = [entry for entry in transcript.entries if entry.text.startswith("USER ")]
+    assert len(sessions) == 4  # looks at 0, 0.25, 0.75 and 1.75 s
+    assert 1.0 < report.found[message_id].seen - started < 2.5
+    assert mailbox.maildir_messages() == []
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host"),
+    [("imap", None), ("imap", NO_IDLE_HOST), ("imap", NO_UIDPLUS_HOST), ("pop3", None)],
+    ids=["imap-idle", "imap-polling", "imap-without-uidplus", "pop3"],
+)
+def test_look_alike_messages_are_never_touched(mailbox, scheme, host):
+    raw, message_id = probe_message()
+    same_id_without_header = plain_message(message_id)
+    header_with_another_id = plain_message("<someone-elses-probe@example.net>", probe_header=True)
+    mailbox.deliver(same_id_without_header)
+    mailbox.deliver(header_with_another_id)
+    mailbox.deliver(raw)
+    report = visit(mailbox, scheme, {message_id}, host=host)
+    assert list(report.found) == [message_id]
+    assert report.notes == ()
+    left = mailbox.maildir_messages()
+    assert len(left) == 2
+    assert any(message_id.encode() in message and b"Keep me." in message for message in left)
+    assert any(b"someone-elses-probe" in message for message in left)
+    assert not any(b"It can be discarded." in message for message in left)  # the probe's body
+
+
+def test_without_uidplus_a_message_another_client_flagged_deleted_is_not_expunged(mailbox):
+    """A plain EXPUNGE would remove it with the probe: the probe is only flagged."""
+    flagged = plain_message("<flagged-by-someone-else@example.net>")
+    mailbox.deliver(flagged)
+    url = parse(mailbox.url("imaps"), "imap")
+    other = imap._Client(
+        url, client_context(str(mailbox.ca_file)), url.host, Deadline(5), Transcript()
+    )
+    other.log_in(PROBE_USER, USERS[PROBE_USER])
+    other.select("INBOX")
+    other.store("1", "+FLAGS", r"(\Deleted)")
+    raw, message_id = probe_message()
+    mailbox.deliver(raw)
+    report = visit(mailbox, "imap", {message_id}, host=NO_UIDPLUS_HOST)
+    other.logout()
+    assert list(report.found) == [message_id]
+    assert not report.found[message_id].deleted
+    assert "left flagged \\Deleted" in report.notes[0]
+    assert len(mailbox.maildir_messages()) == 2  # nothing expunged
+
+
+def test_several_probes_are_collected_in_one_look_without_waiting(mailbox):
+    """The asynchronous mode: earlier probes are picked up, the missing one not waited for."""
+    first, first_id = probe_message()
+    second, second_id = probe_message()
+    _, never_id = probe_message()
+    mailbox.deliver(first)
+    mailbox.deliver(second)
+    started = clock()
+    report = visit(mailbox, "imaps", {first_id, second_id, never_id}, wait=False)
+    assert clock() - started < 1.0
+    assert set(report.found) == {first_id, second_id}
+    assert report.method == "no wait"
+    arrived = report.found[first_id].arrived
+    assert arrived is not None and abs(arrived - time.time()) < 5  # INTERNALDATE, whole seconds
+    assert mailbox.maildir_messages() == []
+
+
+def test_pop3_takes_the_arrival_time_from_the_last_received_field(mailbox):
+    raw, message_id = probe_message()
+    mailbox.deliver(raw)
+    report = visit(mailbox, "pop3s", {message_id}, wait=False)
+    arrived = report.found[message_id].arrived
+    assert arrived is not None and abs(arrived - time.time()) < 5
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host"),
+    [("imaps", None), ("imap", NO_IDLE_HOST), ("pop3s", None)],
+    ids=["idle", "polling", "pop3"],
+)
+def test_a_probe_that_never_comes_is_missing_once_the_deadline_is_near(mailbox, scheme, host):
+    _, message_id = probe_message()
+    started = clock()
+    report = visit(mailbox, scheme, {message_id}, seconds=2.0, host=host)
+    elapsed = clock() - started
+    assert report.found == {}
+    assert 1.5 < elapsed < 2.0  # stopped waiting in time to log out within the deadline
+
+
+@pytest.mark.parametrize("scheme", ALL_SCHEMES)
+def test_a_wrong_password_is_a_login_failure_that_never_shows_the_password(mailbox, scheme):
+    transcript = Transcript()
+    wrong = "Wrong-Pass\u20ac-42"
+    with pytest.raises(MailboxFailed) as failure:
+        visit(mailbox, scheme, {"<x@y>"}, password=wrong, transcript=transcript)
+    assert failure.value.stage == "login"
+    assert str(failure.value).startswith(f"mailbox login failed for {PROBE_USER}: ")
+    assert "Authentication failed" in str(failure.value)
+    lines = [entry.text for entry in transcript.entries]
+    assert not any(wrong in line for line in lines)
+
+
+@pytest.mark.parametrize("scheme", ["imap", "imaps", "pop3", "pop3s"])
+def test_no_transcript_line_holds_the_password_in_any_encoding(mailbox, scheme):
+    import base64
+
+    transcript = Transcript()
+    raw, message_id = probe_message(UNICODE_USER)
+    mailbox.deliver(raw, user=UNICODE_USER)
+    report = visit(mailbox, scheme, {message_id}, user=UNICODE_USER, transcript=transcript)
+    assert message_id in report.found
+    text = "\n".join(entry.text for entry in transcript.entries)
+    secret = UNICODE_SECRET.encode()
+    assert UNICODE_SECRET not in text
+    pieces = {secret[i : i + 4] for i in range(len(secret) - 3)}
+    for word in text.replace("\n", " ").split():
+        for start in range(4):
+            chunk = word[start:].rstrip("=")
+            chunk = chunk[: len(chunk) - len(chunk) % 4]
+            try:
+                decoded = base64.b64decode(chunk, validate=True)
+            except ValueError:
+                continue
+            assert not any(piece in decoded for piece in pieces), word
+    assert "<redacted>" in text
+
+
+@pytest.mark.parametrize("scheme", ALL_SCHEMES)
+def test_a_mailbox_server_that_is_down_is_a_connect_failure(scheme):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = parse(f"{scheme}://127.0.0.1:{port}", scheme.rstrip("s"))
+    client = imap if url.protocol == "imap" else pop3
+    with pytest.raises(MailboxFailed) as failure:
+        client.visit(url, "u", "p", {"<x@y>"}, Deadline(5), Transcript(), client_context())
+    assert failure.value.stage == "connect"
+    assert str(failure.value) == f"cannot connect to the mailbox {url}: Connection refused"
+
+
+@pytest.mark.parametrize("scheme", ALL_SCHEMES)
+def test_a_silent_server_costs_no_more_than_the_deadline(scheme):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = parse(f"{scheme}://127.0.0.1:{silent.getsockname()[1]}", scheme.rstrip("s"))
+        client = imap if url.protocol == "imap" else pop3
+        started = clock()
+        with pytest.raises(MailboxFailed) as failure:
+            client.visit(url, "u", "p", {"<x@y>"}, Deadline(1.0), Transcript(), client_context())
+        assert clock() - started < 1.3
+    assert failure.value.timed_out
+
+
+@pytest.mark.parametrize("scheme", ALL_SCHEMES)
+def test_a_certificate_from_an_unknown_ca_is_a_tls_failure(mailbox, certs, scheme, tmp_path):
+    stranger = tmp_path / "stranger.pem"
+    certs.stranger.cert_pem.write_to_path(str(stranger))
+    with pytest.raises(MailboxFailed) as failure:
+        visit(mailbox, scheme, {"<x@y>"}, context=client_context(str(stranger)))
+    assert failure.value.stage == "tls"
+    assert "mailbox certificate verify failed: unable to get local issuer certificate" in str(
+        failure.value
+    )
+
+
+def test_the_certificate_must_name_the_mailbox_host(mailbox):
+    with pytest.raises(MailboxFailed) as failure:
+        visit(mailbox, "imaps", {"<x@y>"}, server_name="imap.elsewhere.test")
+    assert str(failure.value) == (
+        "mailbox certificate verify failed: name mismatch: "
+        "the certificate is not valid for imap.elsewhere.test"
+    )
+
+
+def test_insecure_accepts_any_certificate(mailbox, tmp_path):
+    raw, message_id = probe_message()
+    mailbox.deliver(raw)
+    report = visit(mailbox, "imaps", {message_id}, context=client_context(insecure=True))
+    assert message_id in report.found
+
+
+def test_a_folder_that_does_not_exist_is_a_folder_failure(mailbox):
+    with pytest.raises(MailboxFailed) as failure:
+        visit(mailbox, "imaps", {"<x@y>"}, folder="Probes")
+    assert failure.value.stage == "folder"
+    assert str(failure.value).startswith("cannot select the folder Probes: ")
+
+
+def test_another_users_mailbox_is_not_looked_at(mailbox):
+    raw, message_id = probe_message(OTHER_USER)
+    mailbox.deliver(raw, user=OTHER_USER)
+    report = visit(mailbox, "imaps", {message_id}, wait=False)
+    assert report.found == {}
+    assert len(mailbox.maildir_messages(OTHER_USER)) == 1
+
+
+@pytest.mark.parametrize(
+    ("folder", "wire"),
+    [
+        ("INBOX", '"INBOX"'),
+        ("Probes/Round trip", '"Probes/Round trip"'),
+        ('say "hi" \\', '"say \\"hi\\" \\\\"'),
+        ("Entwürfe", '"Entw&APw-rfe"'),
+        ("A&B", '"A&-B"'),
+        ("日本語", '"&ZeVnLIqe-"'),
+    ],
+)
+def test_folder_names_go_on_the_wire_quoted_in_modified_utf7(folder, wire):
+    assert imap.mailbox_name(folder) == wire
