@@ -7,6 +7,7 @@ read from the Maildir on disk, not through the client under test.
 
 from __future__ import annotations
 
+import imaplib
 import socket
 import ssl
 import threading
@@ -179,11 +180,10 @@ def test_without_uidplus_a_message_another_client_flagged_deleted_is_not_expunge
     """A plain EXPUNGE would remove it with the probe: the probe is only flagged."""
     flagged = plain_message("<flagged-by-someone-else@example.net>")
     mailbox.deliver(flagged)
-    url = parse(mailbox.url("imaps"), "imap")
-    other = imap._Client(
-        url, client_context(str(mailbox.ca_file)), url.host, Deadline(5), Transcript()
+    other = imaplib.IMAP4_SSL(  # another mail client, not the check
+        mailbox.host, mailbox.ports.imaps, ssl_context=client_context(str(mailbox.ca_file))
     )
-    other.log_in(PROBE_USER, USERS[PROBE_USER])
+    other.login(PROBE_USER, USERS[PROBE_USER])
     other.select("INBOX")
     other.store("1", "+FLAGS", r"(\Deleted)")
     raw, message_id = probe_message()
