@@ -12,7 +12,9 @@ What the instance offers:
 * on 127.0.0.1: IMAP (STARTTLS), IMAPS, POP3 (STARTTLS, which POP3 calls STLS),
   POP3S and LMTP, each on its own high port, TLS from the test CA (tests/certs.py);
 * on 127.0.0.2: IMAP whose capabilities lack IDLE, for the polling path;
-* on 127.0.0.3: IMAP whose capabilities lack UIDPLUS, for deletion without UID EXPUNGE.
+* on 127.0.0.3: IMAP whose capabilities lack UIDPLUS, for deletion without UID EXPUNGE;
+* on 127.0.0.4: IMAP and POP3 without TLS (no STARTTLS offered), and plaintext login
+  allowed, for the check's refusal to log in without TLS.
 
 The last two are the same server, told by a ``local`` block to advertise a different
 CAPABILITY to connections on that address: a client that believes the list behaves as
@@ -48,6 +50,7 @@ UNICODE_SECRET = 'Zq9€kx-7"Yv!\\wT'
 USERS = {PROBE_USER: "probe-secret", OTHER_USER: "other-secret", UNICODE_USER: UNICODE_SECRET}
 NO_IDLE_HOST = "127.0.0.2"
 NO_UIDPLUS_HOST = "127.0.0.3"
+NO_TLS_HOST = "127.0.0.4"
 MARKER = "CHECK_SMTP_VERBS_DOVECOT"
 """Exported to Dovecot and imported by it into every child (import_environment), so
 teardown finds every process of this instance and no other."""
@@ -76,6 +79,8 @@ class Ports(NamedTuple):
     lmtp: int
     imap_no_idle: int
     imap_no_uidplus: int
+    imap_no_tls: int
+    pop3_no_tls: int
 
 
 def find_dovecot() -> str | None:
@@ -108,7 +113,7 @@ class PrivateDovecot:
         self.hostname = HOSTNAME
         self.users = dict(USERS)
         self.ca_file = certs.ca_file
-        self.ports = Ports(0, 0, 0, 0, 0, 0, 0)
+        self.ports = Ports(0, 0, 0, 0, 0, 0, 0, 0, 0)
         self.base_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -195,6 +200,8 @@ class PrivateDovecot:
             port = self.ports.imap_no_idle
         elif host == NO_UIDPLUS_HOST:
             port = self.ports.imap_no_uidplus
+        elif host == NO_TLS_HOST:
+            port = self.ports.imap_no_tls if scheme == "imap" else self.ports.pop3_no_tls
         return f"{scheme}://{host or self.host}:{port}"
 
     def log(self) -> str:
@@ -261,9 +268,12 @@ class PrivateDovecot:
         self._dir("users").write_text(users, encoding="utf-8")
         self._dir("users").chmod(0o600)
         shutil.chown(self._dir("users"), user="dovecot")  # the auth process reads it
-        ports = Ports(*(_free_port(self.host) for _ in range(5)), 0, 0)
-        ports = ports._replace(
-            imap_no_idle=_free_port(NO_IDLE_HOST), imap_no_uidplus=_free_port(NO_UIDPLUS_HOST)
+        ports = Ports(
+            *(_free_port(self.host) for _ in range(5)),
+            imap_no_idle=_free_port(NO_IDLE_HOST),
+            imap_no_uidplus=_free_port(NO_UIDPLUS_HOST),
+            imap_no_tls=_free_port(NO_TLS_HOST),
+            pop3_no_tls=_free_port(NO_TLS_HOST),
         )
         self.ports = ports
         h = self.host
@@ -274,7 +284,7 @@ class PrivateDovecot:
             f"instance_name = dovecot-verbs-{ports.imap}\n"
             f"import_environment = TZ {MARKER}\n"
             "protocols = imap pop3 lmtp\n"
-            f"listen = {h}, {NO_IDLE_HOST}, {NO_UIDPLUS_HOST}\n"
+            f"listen = {h}, {NO_IDLE_HOST}, {NO_UIDPLUS_HOST}, {NO_TLS_HOST}\n"
             "ssl = required\n"
             f"ssl_cert = <{cert}\n"
             f"ssl_key = <{key}\n"
@@ -297,16 +307,19 @@ class PrivateDovecot:
             + _listener("imaps", h, ports.imaps, ssl=True)
             + _listener("imap_no_idle", NO_IDLE_HOST, ports.imap_no_idle)
             + _listener("imap_no_uidplus", NO_UIDPLUS_HOST, ports.imap_no_uidplus)
+            + _listener("imap_no_tls", NO_TLS_HOST, ports.imap_no_tls)
             + "}\n"
             "service pop3-login {\n"
             + _listener("pop3", h, ports.pop3)
             + _listener("pop3s", h, ports.pop3s, ssl=True)
+            + _listener("pop3_no_tls", NO_TLS_HOST, ports.pop3_no_tls)
             + "}\n"
             "service lmtp {\n" + _listener("lmtp", h, ports.lmtp) + "}\n"
             f"local {NO_IDLE_HOST} {{\n  protocol imap {{\n"
             f"    imap_capability = {_without('IDLE')}\n  }}\n}}\n"
             f"local {NO_UIDPLUS_HOST} {{\n  protocol imap {{\n"
             f"    imap_capability = {_without('UIDPLUS')}\n  }}\n}}\n"
+            f"local {NO_TLS_HOST} {{\n  ssl = no\n  disable_plaintext_auth = no\n}}\n"
         )
         self.config_path.write_text(config)
 
@@ -325,6 +338,8 @@ class PrivateDovecot:
             (self.host, self.ports.lmtp),
             (NO_IDLE_HOST, self.ports.imap_no_idle),
             (NO_UIDPLUS_HOST, self.ports.imap_no_uidplus),
+            (NO_TLS_HOST, self.ports.imap_no_tls),
+            (NO_TLS_HOST, self.ports.pop3_no_tls),
         ]
         deadline = time.monotonic() + timeout
         while addresses:

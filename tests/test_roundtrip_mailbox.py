@@ -24,6 +24,7 @@ from check_smtp_verbs.roundtrip.url import parse
 from check_smtp_verbs.transcript import Transcript
 from tests.dovecot import (
     NO_IDLE_HOST,
+    NO_TLS_HOST,
     NO_UIDPLUS_HOST,
     OTHER_USER,
     PROBE_USER,
@@ -356,3 +357,22 @@ def test_another_users_mailbox_is_not_looked_at(mailbox):
 )
 def test_folder_names_go_on_the_wire_quoted_in_modified_utf7(folder, wire):
     assert imap.mailbox_name(folder) == wire
+
+
+@pytest.mark.parametrize("scheme", ["imap", "pop3"])
+def test_a_server_without_starttls_gets_no_password_unless_told_tls_is_optional(mailbox, scheme):
+    transcript = Transcript()
+    with pytest.raises(MailboxFailed) as failure:
+        visit(mailbox, scheme, {"<x@y>"}, host=NO_TLS_HOST, transcript=transcript)
+    assert failure.value.stage == "tls"
+    assert "does not offer " in str(failure.value)
+    assert not any(
+        entry.text.startswith(("USER", "PASS"))
+        or " LOGIN " in entry.text
+        or "AUTHENTICATE" in entry.text
+        for entry in transcript.entries
+    )
+    raw, message_id = probe_message()
+    mailbox.deliver(raw)
+    report = visit(mailbox, scheme, {message_id}, host=NO_TLS_HOST, starttls="optional")
+    assert message_id in report.found
