@@ -376,3 +376,15 @@ def test_a_server_without_starttls_gets_no_password_unless_told_tls_is_optional(
     mailbox.deliver(raw)
     report = visit(mailbox, scheme, {message_id}, host=NO_TLS_HOST, starttls="optional")
     assert message_id in report.found
+
+
+@pytest.mark.parametrize("scheme", ["imap", "pop3"])
+def test_an_smtp_server_where_the_mailbox_should_be_is_a_one_line_failure(smtp_server, scheme):
+    server = smtp_server()
+    url = parse(f"{scheme}://{server.host}:{server.port}", scheme)
+    client = imap if scheme == "imap" else pop3
+    with pytest.raises(MailboxFailed) as failure:
+        client.visit(url, "u", "p", {"<x@y>"}, Deadline(5), Transcript(), client_context())
+    assert failure.value.stage == "connect"
+    assert "220" in str(failure.value)
+    assert "\n" not in str(failure.value)
