@@ -41,6 +41,7 @@ from check_smtp_verbs.roundtrip.waiting import (
 )
 from check_smtp_verbs.transcript import REDACTED, Transcript
 
+_BYTES_REPR = re.compile(r"""\bb['"](.*)['"]$""")  # imaplib quotes lines as repr(bytes)
 _EXISTS = re.compile(rb"^\* \d+ EXISTS\b", re.IGNORECASE)
 _UID = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
 _LOGIN = re.compile(r'^(\S+ LOGIN (?:"(?:[^"\\]|\\.)*"|\S+))', re.IGNORECASE)
@@ -356,9 +357,11 @@ def visit(
             "folder", f"the folder {folder} is read-only: probes could not be deleted"
         ) from None
     except imaplib.IMAP4.abort as exc:
-        raise MailboxFailed(
-            stage, f"the IMAP connection broke ({stage}): {transcript.scrub(str(exc))}"
-        ) from None
+        text = transcript.scrub(_BYTES_REPR.sub(r"\1", str(exc)))
+        text = text.removeprefix("unexpected response: ")
+        if stage == "connect":
+            raise MailboxFailed(stage, f"no IMAP greeting from {url}: {text}") from None
+        raise MailboxFailed(stage, f"the IMAP connection broke ({stage}): {text}") from None
     except imaplib.IMAP4.error as exc:
         raise MailboxFailed(stage, f"IMAP error ({stage}): {transcript.scrub(str(exc))}") from None
     except OSError as exc:

@@ -207,6 +207,14 @@ def visit(
                 stage, f"timeout waiting for the POP3 server ({stage})", True
             ) from None
         except poplib.error_proto as exc:
+            if stage == "connect":
+                raise MailboxFailed(
+                    stage, f"no POP3 greeting from {url}: {transcript.scrub(_text(exc))}"
+                ) from None
+            if stage == "connect":
+                raise MailboxFailed(
+                    stage, f"no POP3 greeting from {url}: {transcript.scrub(_text(exc))}"
+                ) from None
             raise MailboxFailed(
                 stage, f"POP3 error ({stage}): {transcript.scrub(_text(exc))}"
             ) from None
