@@ -308,6 +308,9 @@ def visit(
         stage = "search"
 
         def look() -> None:
+            # An EXISTS that comes with the replies below was sent while looking: the
+            # message it announces may have missed this look, and IDLE will not repeat it.
+            client.untagged_responses.pop("EXISTS", None)
             seen = clock()
             probes = {
                 message_id: where
@@ -329,7 +332,9 @@ def visit(
             stage = "wait"
             backoff = intervals()
             while len(found) < len(set(wanted)):
-                if idle:
+                if idle and client.untagged_responses.pop("EXISTS", None):
+                    pass  # announced while looking: look again before idling
+                elif idle:
                     wait_until = deadline.within(deadline.end - clock() - LAST_LOOK)
                     if wait_until.end - clock() <= 0:
                         break
