@@ -1,49 +1,88 @@
-"""The command line: parse, validate, then hand a Settings to the check.
+"""The check's command line: parse, validate, then hand a Settings to the check.
 
-Option names follow the stock check_smtp (``-H -p -f -F -e -w -c -t -q -4 -6``) so a
-service can switch over by changing the command name.  Every value is validated
-before anything is sent; a bad one ends the run with UNKNOWN (3) and one line,
-never a traceback and never a half-sent conversation.
+The options themselves are declared in options.py, and files, secrets, ports and
+HOST:PORT are read by inputs.py (shared with the notifier).  Every value is
+validated here before anything is sent; a bad one ends the run with UNKNOWN (3) and
+one line, never a traceback and never a half-sent conversation.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import socket
+import os
+import re
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 import nagiosplugin
 
-from check_smtp_verbs import __version__, addresses
+from check_smtp_verbs import addresses, inputs
 from check_smtp_verbs.codes import CodeSet
+from check_smtp_verbs.options import PROG, build_parser
 from check_smtp_verbs.settings import (
     AUTH_MECHANISMS,
     DEFAULT_EXPECT,
-    STARTTLS_MODES,
     STATES,
     TIMED,
-    TLS_VERSIONS,
     Secret,
     Settings,
 )
-from check_smtp_verbs.usage import Parser, UsageError
+from check_smtp_verbs.usage import UsageError
 
 if TYPE_CHECKING:  # -C/-R/--command-expect load their module only when given
     from check_smtp_verbs.commands import Command
 
-PROG = "check_smtp_verbs"
+__all__ = ["PROG", "UsageError", "build_check", "build_parser", "main", "settings_from"]
+
+MAX_TIMEOUT = 86400.0
+"""One day.  No scheduler waits that long for a check, and beyond it the seconds
+overflow what signal.alarm and socket timeouts take (``-t 3e9`` was an OverflowError)."""
+
+scrub_argv = inputs.scrub_argv  # kept importable under its old name
 
 
-def _pair(value: str, option: str, known: tuple[str, ...] | list[str]) -> tuple[str, str]:
-    verb, sep, rest = value.partition("=")
-    verb = verb.strip().lower()
+def _pair(value: str, option: str, known: Keys) -> tuple[str, str]:
+    """``KEY=VALUE`` where KEY is a verb or a step name such as rcpt_2."""
+    key, sep, rest = value.partition("=")
+    key = key.strip().lower()
     if not sep or not rest.strip():
         raise UsageError(f"{option} wants VERB=VALUE, not {value!r}")
-    if verb not in known:
-        raise UsageError(f"{option}: unknown verb {verb!r} (known: {', '.join(known)})")
-    return verb, rest.strip()
+    if not known.knows(key):
+        raise UsageError(
+            f"{option}: unknown verb {key!r} (known: {', '.join(known.verbs)}, "
+            "or a step name such as rcpt_2)"
+        )
+    return key, rest.strip()
+
+
+_STEP_NAME = re.compile(r"([a-z][a-z0-9-]*)_([0-9]{1,6})")
+
+
+class Keys(NamedTuple):
+    """What --expect, --warning-codes and --verb-* may name: a verb, or one step.
+
+    A step is named in perfdata as its verb, then ``verb_2``, ``verb_3`` ... for the
+    second and later ones (recipients, LMTP's dots, repeated -C verbs).  Naming one
+    step lets an admin judge ``rcpt_2`` apart from the other recipients.
+    """
+
+    verbs: tuple[str, ...]
+    most: dict[str, int]  # verb -> the highest step number this run can have
+
+    def knows(self, key: str) -> bool:
+        if key in self.verbs:
+            return True
+        match = _STEP_NAME.fullmatch(key)
+        return bool(match) and 2 <= int(match.group(2)) <= self.most.get(match.group(1), 0)
+
+
+def _keys(verbs: list[str], recipients: int, commands: tuple[Command, ...]) -> Keys:
+    most = {"rcpt": max(recipients, 1), "dot": max(recipients, 1)}
+    for command in commands:  # a -C verb that is also a built-in step is numbered on from it
+        builtin = command.verb in DEFAULT_EXPECT or command.verb in TIMED
+        most[command.verb] = most.get(command.verb, 1 if builtin else 0) + 1
+    return Keys(tuple(verbs), most)
 
 
 def _codes(value: str, option: str) -> CodeSet:
@@ -55,12 +94,20 @@ def _codes(value: str, option: str) -> CodeSet:
 
 def _range(value: str, option: str) -> nagiosplugin.Range:
     try:
-        return nagiosplugin.Range(value)
+        parsed = nagiosplugin.Range(value)
     except (ValueError, TypeError):
         raise UsageError(
             f"{option}: invalid range {value!r} "
             "(want seconds like 2, 0.5 or a Nagios range like 1:5)"
         ) from None
+    if not value.strip():
+        raise UsageError(f"{option}: invalid range {value!r}: it is empty")
+    if parsed.invert and parsed.start <= 0 and parsed.end == math.inf:
+        # "@" alone, "@0:", "@~:": every time is inside, so the service never leaves WARNING
+        raise UsageError(
+            f"{option}: invalid range {value!r}: every time is inside it, so it would always alert"
+        )
+    return parsed
 
 
 def parse_timeout(value: str) -> tuple[float, nagiosplugin.state.ServiceState]:
@@ -72,253 +119,22 @@ def parse_timeout(value: str) -> tuple[float, nagiosplugin.state.ServiceState]:
         raise UsageError(f"--timeout: {seconds!r} is not a number of seconds") from None
     if not math.isfinite(timeout) or timeout <= 0:
         raise UsageError(f"--timeout must be a positive number of seconds, not {seconds!r}")
+    if timeout > MAX_TIMEOUT:
+        raise UsageError(f"--timeout must be at most {MAX_TIMEOUT:.0f} seconds, not {seconds!r}")
     state = state.strip().lower()
     if not state:
         return timeout, nagiosplugin.Critical
+    return timeout, _state(state, "--timeout")
+
+
+def _state(text: str, option: str) -> nagiosplugin.state.ServiceState:
     by_number = {str(int(s)): s for s in STATES.values()}
-    chosen = STATES.get(state) or by_number.get(state)
+    chosen = STATES.get(text.strip().lower()) or by_number.get(text.strip())
     if chosen is None:
         raise UsageError(
-            f"--timeout: unknown state {state!r} (ok, warning, critical, unknown or 0-3)"
+            f"{option}: unknown state {text!r} (ok, warning, critical, unknown or 0-3)"
         )
-    return timeout, chosen
-
-
-def _default_helo() -> str:
-    """check_smtp's default: this machine's host name, when it is a usable HELO name."""
-    try:
-        return addresses.helo_name(socket.gethostname())
-    except addresses.InvalidInput:
-        return "localhost"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(
-        prog=PROG,
-        description="Walk an SMTP conversation verb by verb (banner, EHLO, MAIL, RCPT, QUIT), "
-        "time every verb and judge every reply code.",
-        epilog="Verbs for --expect/--warning-codes: "
-        + ", ".join(DEFAULT_EXPECT)
-        + ". Time labels for --verb-warning/--verb-critical: "
-        + ", ".join(TIMED)
-        + ". Both also take the verb of each -C command; --verb-warning takes dns with --mx.",
-    )
-    a = p.add_argument
-    target = p.add_mutually_exclusive_group()
-    target.add_argument(
-        "-H",
-        "--hostname",
-        metavar="HOST",
-        help="server to check (name or IP address)",
-    )
-    target.add_argument(
-        "--mx",
-        metavar="DOMAIN",
-        help="check every MX host of DOMAIN concurrently (instead of -H)",
-    )
-    a("-p", "--port", metavar="PORT", help="TCP port (default: 25, with --tls 465)")
-    family = p.add_mutually_exclusive_group()
-    family.add_argument(
-        "-4",
-        "--use-ipv4",
-        dest="family",
-        action="store_const",
-        const=socket.AF_INET,
-        default=0,
-        help="connect over IPv4 only",
-    )
-    family.add_argument(
-        "-6",
-        "--use-ipv6",
-        dest="family",
-        action="store_const",
-        const=socket.AF_INET6,
-        help="connect over IPv6 only",
-    )
-    a(
-        "-F",
-        "--fqdn",
-        "--helo",
-        dest="helo",
-        metavar="NAME",
-        help="name sent with EHLO/HELO (default: this host's name)",
-    )
-    a("--helo-only", action="store_true", help="send HELO instead of EHLO")
-    a(
-        "-f",
-        "--from",
-        dest="sender",
-        metavar="ADDRESS",
-        help="envelope sender for MAIL FROM ('' for the null sender <>)",
-    )
-    a(
-        "--rcpt",
-        dest="recipients",
-        action="append",
-        default=[],
-        metavar="ADDRESS",
-        help="recipient for RCPT TO (repeatable; without --from the sender is <>)",
-    )
-    a(
-        "-e",
-        "--expect",
-        action="append",
-        default=[],
-        metavar="VERB=CODES",
-        help="codes that VERB must answer, e.g. rcpt=250 or helo=220,250 or mail=2xx "
-        "(a bare CODES applies to the banner, as in check_smtp)",
-    )
-    a(
-        "--warning-codes",
-        action="append",
-        default=[],
-        metavar="[VERB=]CODES",
-        help="unexpected codes that are only WARNING, e.g. 4xx or rcpt=450,451",
-    )
-    a("-w", "--warning", metavar="RANGE", help="warning range for the total time in seconds")
-    a("-c", "--critical", metavar="RANGE", help="critical range for the total time in seconds")
-    a(
-        "--verb-warning",
-        action="append",
-        default=[],
-        metavar="VERB=RANGE",
-        help="warning range for one verb's time, e.g. rcpt=0.5",
-    )
-    a(
-        "--verb-critical",
-        action="append",
-        default=[],
-        metavar="VERB=RANGE",
-        help="critical range for one verb's time",
-    )
-    a(
-        "-q",
-        "--ignore-quit-failure",
-        action="store_true",
-        help="a bad or missing QUIT reply is OK instead of WARNING",
-    )
-    a(
-        "-t",
-        "--timeout",
-        default="10",
-        metavar="SECONDS[:STATE]",
-        help="deadline for the whole run, and the state when it passes (default: 10:critical)",
-    )
-    a(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="-v: one line per verb; -vvv: the whole conversation",
-    )
-    a("--transcript", action="store_true", help="same as -vvv")
-    add_extension_options(p)
-    a("-V", "--version", action="version", version=f"{PROG} {__version__}")
-    _add_tls_options(p)
-    _add_auth_options(p)
-    return p
-
-
-def _add_tls_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("TLS").add_argument
-    g(
-        "-S",
-        "--starttls",
-        nargs="?",
-        const="required",
-        choices=STARTTLS_MODES,
-        help="after EHLO, STARTTLS, the TLS handshake and EHLO again; 'optional': only "
-        "when the server offers it (default when given: required)",
-    )
-    g("--tls", "--ssl", dest="tls", action="store_true", help="TLS from connect (SMTPS, port 465)")
-    g("--sni", metavar="NAME", help="name to send as SNI and to verify the certificate for")
-    g(
-        "--ca-file",
-        metavar="FILE",
-        help="CA certificates to verify against, instead of the system's",
-    )
-    g(
-        "--insecure",
-        action="store_true",
-        help="do not verify the certificate chain or name (its dates are still checked)",
-    )
-    g(
-        "-D",
-        "--certificate-days",
-        "--certificate",
-        dest="certificate_days",
-        metavar="WARN[,CRIT]",
-        help="days until the certificate expires below which to warn[, to go critical] "
-        "(perfdata cert_days); alone, implies -S as in check_smtp",
-    )
-    g("--tls-min-version", choices=TLS_VERSIONS, help="a lower negotiated TLS version is CRITICAL")
-
-
-def _add_auth_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("AUTH").add_argument
-    g(
-        "-A",
-        "--auth-mech",
-        "--authtype",
-        dest="auth_mech",
-        metavar="MECH",
-        help="SMTP AUTH mechanism: " + ", ".join(AUTH_MECHANISMS),
-    )
-    g("-U", "--auth-user", "--authuser", dest="auth_user", metavar="USER", help="AUTH user name")
-    g(
-        "--auth-password-file",
-        metavar="FILE",
-        help="read the password (or XOAUTH2 bearer token) from the first line of FILE",
-    )
-    g(
-        "--auth-password-env",
-        metavar="NAME",
-        help="take the password (or XOAUTH2 bearer token) from environment variable NAME",
-    )
-    g(
-        "-P",
-        "--auth-password",
-        "--authpass",
-        dest="auth_password",
-        metavar="PASSWORD",
-        help="the password on the command line (visible in the process list: avoid)",
-    )
-    g(
-        "--allow-plaintext-auth",
-        action="store_true",
-        help="allow AUTH over a connection without TLS",
-    )
-
-
-_SECRET_OPTIONS = ("--auth-password", "--authpass")
-MAX_SECRET = 16384  # far above any password or OAuth token; stops /dev/zero and friends
-
-
-def _is_secret_option(arg: str) -> bool:
-    """-P, --auth-password, --authpass, or an abbreviation argparse would accept."""
-    name = arg.split("=", 1)[0]
-    return arg.startswith("-P") or (
-        name.startswith("--auth")
-        and len(name) > 6
-        and any(o.startswith(name) for o in _SECRET_OPTIONS)
-    )
-
-
-def scrub_argv(message: str, argv: list[str]) -> str:
-    """Take any -P value out of an error message (argparse echoes unknown arguments)."""
-    secrets = []
-    for index, arg in enumerate(argv):
-        if not _is_secret_option(arg):
-            continue
-        if arg.startswith("-P") and len(arg) > 2:
-            secrets.append(arg[2:].removeprefix("="))
-        elif "=" in arg:
-            secrets.append(arg.split("=", 1)[1])
-        elif index + 1 < len(argv):
-            secrets.append(argv[index + 1])
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        message = message.replace(secret, "<redacted>")
-    return message
+    return chosen
 
 
 def _certificate_days(value: str) -> tuple[float | None, float | None]:
@@ -337,7 +153,7 @@ def _certificate_days(value: str) -> tuple[float | None, float | None]:
 
 
 def _read_secret(args: argparse.Namespace) -> Secret | None:
-    """The AUTH secret from exactly one source; files and variables are checked here."""
+    """The AUTH secret from exactly one source, read by the bounded readers of inputs.py."""
     sources = [
         name
         for name, value in (
@@ -349,52 +165,44 @@ def _read_secret(args: argparse.Namespace) -> Secret | None:
     ]
     if len(sources) > 1:
         raise UsageError(f"give the AUTH secret one way only, not {' and '.join(sources)}")
-    if not sources:
-        return None
     if args.auth_password_file is not None:
-        path = args.auth_password_file
-        try:
-            with open(path, encoding="utf-8") as file:
-                secret = file.readline(MAX_SECRET + 2)
-        except OSError as exc:
-            raise UsageError(
-                f"--auth-password-file: cannot read {path}: {exc.strerror or exc}"
-            ) from None
-        except UnicodeDecodeError:
-            raise UsageError(f"--auth-password-file: {path} is not UTF-8 text") from None
-        secret = secret.removesuffix("\n").removesuffix("\r")
-        where = f"--auth-password-file {path}"
-    elif args.auth_password_env is not None:
-        import os
-
-        name = args.auth_password_env
-        secret = os.environ.get(name, "")
-        if name not in os.environ:
-            raise UsageError(f"--auth-password-env: the environment variable {name} is not set")
-        where = f"the environment variable {name}"
-    else:
-        secret = args.auth_password
-        where = "-P"
-    if not secret:
-        raise UsageError(f"the AUTH secret from {where} is empty")
-    if len(secret) > MAX_SECRET:
-        raise UsageError(f"the AUTH secret from {where} is longer than {MAX_SECRET} characters")
-    try:
-        secret.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes in argv or the environment
-        raise UsageError(f"the AUTH secret from {where} is not valid UTF-8") from None
-    if "\0" in secret:
-        raise UsageError(f"the AUTH secret from {where} contains a NUL byte")
-    return Secret(secret)
+        return Secret(inputs.secret_from_file(args.auth_password_file))
+    if args.auth_password_env is not None:
+        return Secret(inputs.secret_from_env(args.auth_password_env, os.environ))
+    if args.auth_password is not None:
+        return Secret(inputs.secret_from_argv(args.auth_password))
+    return None
 
 
-def tls_and_auth_settings(args: argparse.Namespace, host: str) -> dict[str, object]:
-    """The TLS and AUTH part of Settings, validated: nothing half-configured gets through."""
+class TlsOptions(NamedTuple):
+    """The TLS part of Settings, validated together: nothing half-configured gets through."""
+
+    starttls: str | None
+    implicit_tls: bool
+    sni: str | None
+    ca_file: str | None
+    insecure: bool
+    cert_days_warning: float | None
+    cert_days_critical: float | None
+    tls_min_version: str | None
+
+
+class AuthOptions(NamedTuple):
+    """The AUTH part of Settings: a mechanism always comes with a user and a secret."""
+
+    auth_mech: str | None
+    auth_user: str | None
+    auth_secret: Secret | None
+    allow_plaintext_auth: bool
+
+
+def tls_options(args: argparse.Namespace) -> TlsOptions:
     if args.starttls is not None and args.tls:
         raise UsageError("use either -S/--starttls or --tls, not both")
-    if args.certificate_days is not None and args.starttls is None and not args.tls:
-        args.starttls = "required"  # check_smtp's -D alone checks the STARTTLS certificate
-    uses_tls = args.starttls is not None or args.tls
+    starttls = args.starttls
+    if args.certificate_days is not None and starttls is None and not args.tls:
+        starttls = "required"  # check_smtp's -D alone checks the STARTTLS certificate
+    uses_tls = starttls is not None or args.tls
     for option, given in (
         ("--sni", args.sni),
         ("--ca-file", args.ca_file),
@@ -403,7 +211,7 @@ def tls_and_auth_settings(args: argparse.Namespace, host: str) -> dict[str, obje
     ):
         if given is not None and not uses_tls:
             raise UsageError(f"{option} needs -S/--starttls or --tls")
-    if args.starttls is not None and args.helo_only:
+    if starttls is not None and args.helo_only:
         raise UsageError("STARTTLS needs EHLO: drop --helo-only")
     if args.insecure and args.ca_file is not None:
         raise UsageError("--ca-file has no effect with --insecure")
@@ -414,19 +222,23 @@ def tls_and_auth_settings(args: argparse.Namespace, host: str) -> dict[str, obje
         except addresses.InvalidInput as exc:
             raise UsageError(f"--sni: {exc}") from None
     if args.ca_file is not None:
-        try:
-            with open(args.ca_file, encoding="ascii", errors="replace") as file:
-                pem = file.read(1 << 20)
-        except OSError as exc:
-            raise UsageError(
-                f"--ca-file: cannot read {args.ca_file}: {exc.strerror or exc}"
-            ) from None
-        if "-----BEGIN CERTIFICATE-----" not in pem:
-            raise UsageError(f"--ca-file: {args.ca_file} holds no PEM certificate")
+        inputs.ca_file(args.ca_file)
     warn_days = crit_days = None
     if args.certificate_days is not None:
         warn_days, crit_days = _certificate_days(args.certificate_days)
+    return TlsOptions(
+        starttls=starttls,
+        implicit_tls=args.tls,
+        sni=sni,
+        ca_file=args.ca_file,
+        insecure=args.insecure,
+        cert_days_warning=warn_days,
+        cert_days_critical=crit_days,
+        tls_min_version=args.tls_min_version,
+    )
 
+
+def auth_options(args: argparse.Namespace, tls: TlsOptions) -> AuthOptions:
     mech = args.auth_mech.upper() if args.auth_mech is not None else None
     if mech is not None and mech not in AUTH_MECHANISMS:
         raise UsageError(
@@ -450,92 +262,18 @@ def tls_and_auth_settings(args: argparse.Namespace, host: str) -> dict[str, obje
             )
         if args.helo_only:
             raise UsageError("AUTH needs EHLO: drop --helo-only")
+        uses_tls = tls.starttls is not None or tls.implicit_tls
         if not uses_tls and not args.allow_plaintext_auth:
             raise UsageError(
                 "AUTH without TLS would send the secret in plaintext: "
                 "add -S/--starttls or --tls (or --allow-plaintext-auth)"
             )
-    return {
-        "starttls": args.starttls,
-        "implicit_tls": args.tls,
-        "sni": sni,
-        "ca_file": args.ca_file,
-        "insecure": args.insecure,
-        "cert_days_warning": warn_days,
-        "cert_days_critical": crit_days,
-        "tls_min_version": args.tls_min_version,
-        "auth_mech": mech,
-        "auth_user": args.auth_user,
-        "auth_secret": secret,
-        "allow_plaintext_auth": args.allow_plaintext_auth,
-    }
-
-
-def add_extension_options(p: argparse.ArgumentParser) -> None:
-    """Send-through, LMTP, extra verbs, PROXY, MX and JSON: kept apart from the core
-    options so that each group reads (and merges) on its own."""
-    a = p.add_argument
-    a("--data", action="store_true", help="after RCPT, send DATA and a small test message")
-    a(
-        "--subject",
-        default="check_smtp_verbs monitoring probe",
-        metavar="TEXT",
-        help="Subject of the --data message (default: %(default)s)",
+    return AuthOptions(
+        auth_mech=mech,
+        auth_user=args.auth_user,
+        auth_secret=secret,
+        allow_plaintext_auth=args.allow_plaintext_auth,
     )
-    a(
-        "--quit-after",
-        metavar="VERB",
-        help="stop the walk after VERB (connect, banner, ehlo, starttls, auth, mail, rcpt, "
-        "data) and say QUIT",
-    )
-    a("-L", "--lmtp", action="store_true", help="speak LMTP: LHLO instead of EHLO")
-    a(
-        "-C",
-        "--command",
-        dest="commands",
-        action="append",
-        default=[],
-        type=lambda value: ("-C", value),
-        metavar="CMD",
-        help="extra command sent after EHLO (and MAIL FROM); repeatable",
-    )
-    a(
-        "-R",
-        "--response",
-        dest="responses",
-        action="append",
-        default=[],
-        metavar="REGEX",
-        help="regular expression the reply to the n-th -C must match",
-    )
-    a(
-        "--command-expect",
-        dest="commands",
-        action="append",
-        type=lambda value: ("--command-expect", value),
-        metavar="CMD=CODES",
-        help="extra command with the codes it must answer, e.g. 'VRFY postmaster=250,252'",
-    )
-    a(
-        "-r",
-        "--proxy",
-        nargs="?",
-        const="v1",
-        choices=("v1", "v2"),
-        help="send a HAProxy PROXY header before the banner (default when given bare: v1, "
-        "as check_smtp 2.4's -r)",
-    )
-    a(
-        "--proxy-source",
-        metavar="ADDR[:PORT]",
-        help="client address in the PROXY header (default: the real one)",
-    )
-    a(
-        "--resolver",
-        metavar="IP[:PORT]",
-        help="DNS server for --mx and for -H names (default: the system's)",
-    )
-    a("--json", action="store_true", help="print one JSON document instead of plugin text")
 
 
 def _commands(args: argparse.Namespace) -> tuple[Command, ...]:
@@ -565,20 +303,56 @@ def _commands(args: argparse.Namespace) -> tuple[Command, ...]:
 def _resolver(value: str | None) -> tuple[str, int] | None:
     if value is None:
         return None
-    from check_smtp_verbs.proxy import parse_source
-
-    try:
-        address, port = parse_source(value)
-    except ValueError as exc:
-        raise UsageError(f"--resolver: {exc}") from None
-    if port == 0:
-        raise UsageError("--resolver: port 0 is not a DNS server port")
+    address, port = inputs.ip_port(value, "--resolver", allow_zero=False)
     return address, 53 if port is None else port
+
+
+_CODE_LIKE = re.compile(r"(?=.*[0-9])[0-9xX,\s]+")  # "250,", "2 5 0" are typos, not text
+
+
+def _expect(values: list[str], keys: Keys) -> tuple[dict[str, CodeSet], str | None]:
+    """--expect: ``KEY=CODES``, bare CODES for the banner, or check_smtp's bare STRING.
+
+    check_smtp's ``-e`` is a string the banner must contain (``-e ESMTP``); ours is a
+    code pattern.  A bare value made of digits, x and commas is a pattern (and an
+    error when malformed, quoting it as typed); anything else is check_smtp's string.
+    """
+    expect: dict[str, CodeSet] = {}
+    banner_text = None
+    for value in values:
+        if "=" in value:
+            key, codes = _pair(value, "--expect", keys)
+        elif _CODE_LIKE.fullmatch(value.strip()):
+            key, codes = "banner", value
+        else:
+            banner_text = value
+            continue
+        try:
+            expect[key] = CodeSet.parse(codes)
+        except ValueError as exc:
+            raise UsageError(f"--expect {value!r}: {exc}") from None
+    if banner_text is not None:
+        try:
+            addresses.reject_control_characters(banner_text, "--expect")
+        except addresses.InvalidInput as exc:
+            raise UsageError(str(exc)) from None
+        if not banner_text.strip():
+            raise UsageError("--expect: the text the banner must contain is empty")
+    return expect, banner_text
 
 
 def settings_from(argv: list[str] | None = None) -> Settings:
     """Parse and validate the command line; raise UsageError with one line on bad input."""
-    args = build_parser().parse_args(argv)
+    from check_smtp_verbs import extra_opts
+
+    argv = extra_opts.expand(list(sys.argv[1:] if argv is None else argv), PROG, build_parser)
+    try:
+        return _validate(build_parser().parse_args(argv))
+    except UsageError as exc:  # a secret from an --extra-opts file is in argv only now
+        raise UsageError(inputs.scrub_argv(str(exc), argv)) from None
+
+
+def _validate(args: argparse.Namespace) -> Settings:
     if args.hostname is None and args.mx is None:
         raise UsageError("the following arguments are required: -H/--hostname (or --mx DOMAIN)")
     try:
@@ -588,7 +362,7 @@ def settings_from(argv: list[str] | None = None) -> Settings:
             host = addresses.hostname(args.hostname)
         commands = _commands(args)
         addresses.reject_control_characters(args.subject, "--subject")
-        helo = addresses.helo_name(args.helo) if args.helo is not None else _default_helo()
+        helo = addresses.helo_name(args.helo) if args.helo is not None else inputs.default_helo()
         sender = (
             None
             if args.sender is None
@@ -597,37 +371,36 @@ def settings_from(argv: list[str] | None = None) -> Settings:
         recipients = tuple(addresses.mailbox(r, "--rcpt") for r in args.recipients)
     except addresses.InvalidInput as exc:
         raise UsageError(str(exc)) from None
-    secure = tls_and_auth_settings(args, host)
-    try:
-        port = int(args.port) if args.port is not None else (465 if args.tls else 25)
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise UsageError(f"--port must be a number from 1 to 65535, not {args.port!r}")
+    tls = tls_options(args)
+    auth = auth_options(args, tls)
+    default_port = 465 if args.tls else 25
+    port = default_port if args.port is None else inputs.port(args.port, "--port")
     timeout, timeout_state = parse_timeout(args.timeout)
 
     verbs = list(dict.fromkeys([*DEFAULT_EXPECT, *(c.verb for c in commands)]))
     timed = list(dict.fromkeys([*TIMED, *(c.verb for c in commands)]))
     if args.mx is not None:
         timed.append("dns")  # the MX look-up
-    expect: dict[str, CodeSet] = {}
-    for value in args.expect:
-        verb, codes = _pair(value, "--expect", verbs) if "=" in value else ("banner", value)
-        expect[verb] = _codes(codes, "--expect")
+    verb_keys = _keys(verbs, len(recipients), commands)
+    time_keys = _keys(timed, len(recipients), commands)
+    expect, banner_text = _expect(args.expect, verb_keys)
+    banner_text_state = nagiosplugin.Warn
+    if args.expect_state is not None:
+        if banner_text is None:
+            raise UsageError("--expect-state needs a bare -e TEXT the banner must contain")
+        banner_text_state = _state(args.expect_state, "--expect-state")
     warning_codes: dict[str, CodeSet] = {}
     for value in args.warning_codes:
-        verb, codes = _pair(value, "--warning-codes", verbs) if "=" in value else ("*", value)
+        key, codes = _pair(value, "--warning-codes", verb_keys) if "=" in value else ("*", value)
         codes_set = _codes(codes, "--warning-codes")
-        warning_codes[verb] = (
-            warning_codes[verb] | codes_set if verb in warning_codes else codes_set
-        )
+        warning_codes[key] = warning_codes[key] | codes_set if key in warning_codes else codes_set
     time_warning = {
-        v: _range(r, "--verb-warning")
-        for v, r in (_pair(x, "--verb-warning", timed) for x in args.verb_warning)
+        k: _range(r, "--verb-warning")
+        for k, r in (_pair(x, "--verb-warning", time_keys) for x in args.verb_warning)
     }
     time_critical = {
-        v: _range(r, "--verb-critical")
-        for v, r in (_pair(x, "--verb-critical", timed) for x in args.verb_critical)
+        k: _range(r, "--verb-critical")
+        for k, r in (_pair(x, "--verb-critical", time_keys) for x in args.verb_critical)
     }
     if args.warning is not None:
         time_warning["total"] = _range(args.warning, "--warning")
@@ -642,12 +415,7 @@ def settings_from(argv: list[str] | None = None) -> Settings:
     if args.proxy_source is not None:
         if args.proxy is None:
             raise UsageError("--proxy-source needs --proxy v1 or v2")
-        from check_smtp_verbs.proxy import parse_source
-
-        try:
-            proxy_source = parse_source(args.proxy_source)
-        except ValueError as exc:
-            raise UsageError(f"--proxy-source: {exc}") from None
+        proxy_source = inputs.ip_port(args.proxy_source, "--proxy-source")
 
     if args.mx is not None or args.resolver is not None:
         try:
@@ -669,12 +437,25 @@ def settings_from(argv: list[str] | None = None) -> Settings:
         timeout=timeout,
         timeout_state=timeout_state,
         expect=expect,
+        banner_text=banner_text,
+        banner_text_state=banner_text_state,
         warning_codes=warning_codes,
         time_warning=time_warning,
         time_critical=time_critical,
         ignore_quit=args.ignore_quit_failure,
         verbosity=3 if args.transcript else min(args.verbose, 3),
-        **secure,  # type: ignore[arg-type]
+        starttls=tls.starttls,
+        implicit_tls=tls.implicit_tls,
+        sni=tls.sni,
+        ca_file=tls.ca_file,
+        insecure=tls.insecure,
+        cert_days_warning=tls.cert_days_warning,
+        cert_days_critical=tls.cert_days_critical,
+        tls_min_version=tls.tls_min_version,
+        auth_mech=auth.auth_mech,
+        auth_user=auth.auth_user,
+        auth_secret=auth.auth_secret,
+        allow_plaintext_auth=auth.allow_plaintext_auth,
         data=args.data,
         subject=args.subject,
         lmtp=args.lmtp,
@@ -707,8 +488,16 @@ def build_check(settings: Settings) -> nagiosplugin.Check:
     from check_smtp_verbs.contexts import CertificateContext, ReplyContext, time_contexts
 
     judges = [
-        ReplyContext(settings.warning_codes, settings.timeout_state, settings.ignore_quit),
-        *time_contexts(settings.timed, settings.time_warning, settings.time_critical),
+        ReplyContext(
+            settings.warning_codes,
+            settings.timeout_state,
+            settings.ignore_quit,
+            settings.banner_text,
+            settings.banner_text_state,
+        ),
+        *time_contexts(
+            settings.timed + settings.step_timed, settings.time_warning, settings.time_critical
+        ),
         CertificateContext(settings.cert_days_warning, settings.cert_days_critical),
     ]
     if settings.mx is not None:
@@ -739,7 +528,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = settings_from(argv)
     except UsageError as exc:
-        message = scrub_argv(str(exc), sys.argv[1:] if argv is None else argv)
+        message = inputs.scrub_argv(str(exc), sys.argv[1:] if argv is None else argv)
         if "--json" in (sys.argv[1:] if argv is None else argv):
             from check_smtp_verbs import json_output
 

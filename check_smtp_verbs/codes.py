@@ -25,11 +25,11 @@ class CodeSet:
     def parse(cls, text: str) -> CodeSet:
         """Parse ``250,251``, ``2xx`` or ``25x``; raise ValueError naming the bad part."""
         patterns: list[str] = []
-        for part in text.split(","):
-            part = part.strip().lower()
+        for typed in text.split(","):
+            part = typed.strip().lower()
             if not _PATTERN.fullmatch(part):
                 raise ValueError(
-                    f"invalid reply code pattern {part!r} "
+                    f"invalid reply code pattern {typed.strip()!r} "
                     "(want a code 200-559 such as 250, a decade such as 25x or a class such as 2xx)"
                 )
             if part not in patterns:

@@ -34,6 +34,12 @@ ANY_CODE = "2xx,3xx,4xx,5xx"  # with -R alone the regex, as in check_smtp, is th
 MAX_COMMAND = 510  # RFC 5321 4.5.3.1.4: 512 octets per command line, CRLF included
 
 _VERB = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+# Labels of the walk that are not commands: a -C command with one of these words
+# (``-C BANNER``, ``--tls -C TLS``) is keyed and labelled ``cmd_<word>`` so that its
+# perfdata, its state and its --expect key can never merge with the walk's own.
+RESERVED_LABELS = frozenset(
+    {"banner", "connect", "tls", "total", "dns", "cert_days", "dot", "ehlo_tls", "delivery"}
+)
 _REFUSED = {
     "quit": "QUIT is sent by the check itself at the end of the walk",
     "data": "use --data to send DATA and a test message",
@@ -76,7 +82,7 @@ def command(text: str, option: str = "--command") -> Command:
     verb = word.lower()
     if verb in _REFUSED:
         raise InvalidInput(f"{option} {word}: {_REFUSED[verb]}")
-    return Command(text, verb)
+    return Command(text, f"cmd_{verb}" if verb in RESERVED_LABELS else verb)
 
 
 def response(pattern: str) -> re.Pattern[str]:

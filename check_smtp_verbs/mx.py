@@ -11,40 +11,41 @@ system resolver, so what is checked is what that server tells senders.
 
 from __future__ import annotations
 
+import re
 import threading
-from typing import NamedTuple
 
 from check_smtp_verbs.core.deadline import Deadline, clock
-from check_smtp_verbs.core.dns import Lookup, MxHost, lookup, make_resolver, resolve_with
+from check_smtp_verbs.core.dns import MxHost, lookup, make_resolver, resolve_with
+from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.probe import walk
 from check_smtp_verbs.settings import Settings
-from check_smtp_verbs.steps import Step, StepResult, Walk
-from check_smtp_verbs.transcript import Transcript
+from check_smtp_verbs.steps import Run, Step, StepResult, Target, TargetWalk, Walk
+
+_UNSAFE_LABEL = re.compile(r"[^A-Za-z0-9.-]")
 
 
-class HostWalk(NamedTuple):
-    host: MxHost
-    walk: Walk
+def label_prefix(host: str) -> str:
+    """The perfdata label prefix: nagiosplugin refuses labels with ' or =, and DNS names
+    may carry any byte, so anything but letters, digits, dot and hyphen becomes _."""
+    return _UNSAFE_LABEL.sub("_", host) + "_"
 
 
-class MxRun(NamedTuple):
-    lookup: Lookup
-    walks: tuple[HostWalk, ...]
-    total: float
+def target(host: MxHost) -> Target:
+    return Target(host.name, label_prefix(host.name), host.preference)
 
 
-def walk_all(settings: Settings) -> MxRun:
+def walk_all(settings: Settings) -> Run:
     """Look up the MX hosts, then walk them all at once; each walk ends by the deadline."""
     started = clock()
     deadline = Deadline(settings.timeout, start=started)
     resolver = make_resolver(settings.resolver)
     found = lookup(settings.host, settings.family, resolver, deadline)
     resolve = resolve_with(resolver)
-    walks: list[HostWalk | None] = [None] * len(found.hosts)
+    walks: list[Walk | None] = [None] * len(found.hosts)
 
     def run(index: int, host: MxHost) -> None:
         own = deadline.within(settings.timeout)  # its own clock, never past the run's end
-        walks[index] = HostWalk(host, walk(settings._replace(host=host.name), own, resolve))
+        walks[index] = walk(settings._replace(host=host.name), own, resolve)
 
     threads = [
         threading.Thread(target=run, args=(n, host), name=f"mx {host.name}", daemon=True)
@@ -56,10 +57,10 @@ def walk_all(settings: Settings) -> MxRun:
         # Every walk is bounded by its deadline; the slack only covers thread start-up.
         thread.join(max(0.0, deadline.end - clock()) + 1.0)
     done = tuple(
-        w if w is not None else HostWalk(host, _unfinished(settings, host))
+        TargetWalk(target(host), w if w is not None else _unfinished(settings, host))
         for w, host in zip(walks, found.hosts)
     )
-    return MxRun(found, done, clock() - started)
+    return Run(done, clock() - started, found)
 
 
 def _unfinished(settings: Settings, host: MxHost) -> Walk:

@@ -45,27 +45,3 @@ def describe(version: int, source: Address, destination: Address) -> str:
     src, dst = _same_family(source, destination)
     family = "TCP4" if src.version == 4 else "TCP6"
     return f"[PROXY v2 header: {family} {src} {dst} {source[1]} {destination[1]}]"
-
-
-def parse_source(value: str) -> tuple[str, int | None]:
-    """``ADDR[:PORT]`` or ``[IPv6][:PORT]``; raise ValueError with the reason."""
-    text = value.strip()
-    port: str | None = None
-    if text.startswith("["):
-        address, close, rest = text[1:].partition("]")
-        if not close or (rest and not rest.startswith(":")):
-            raise ValueError(f"want ADDR:PORT or [IPv6]:PORT, not {value!r}")
-        port = rest[1:] if rest else None
-    elif text.count(":") == 1:
-        address, _, port = text.partition(":")
-    else:
-        address = text
-    try:
-        address = str(ipaddress.ip_address(address))
-    except ValueError:
-        raise ValueError(f"{address!r} is not an IP address") from None
-    if port is None:
-        return address, None
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"port {port!r} is not a number from 0 to 65535")
-    return address, int(port)

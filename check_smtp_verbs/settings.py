@@ -1,7 +1,8 @@
 """The validated description of one check run.
 
-Everything the command line says is checked once, in cli.py, and lands here; the
-probe, contexts and summary read only this.  Nothing unchecked gets past it.
+Everything the command line says is checked once, in cli.py (with the readers of
+inputs.py), and lands here; the probe, contexts and summary read only this.
+Nothing unchecked gets past it.
 """
 
 from __future__ import annotations
@@ -89,9 +90,11 @@ class Settings(NamedTuple):
     recipients: tuple[str, ...] = ()
     timeout: float = 10.0
     timeout_state: nagiosplugin.state.ServiceState = nagiosplugin.Critical
-    expect: dict[str, CodeSet] = {}
-    warning_codes: dict[str, CodeSet] = {}  # verb -> codes; "*" applies to every verb
-    time_warning: dict[str, nagiosplugin.Range] = {}  # verb or "total" -> range
+    expect: dict[str, CodeSet] = {}  # verb or step name (rcpt_2) -> codes
+    banner_text: str | None = None  # check_smtp's bare -e STRING: the banner must contain it
+    banner_text_state: nagiosplugin.state.ServiceState = nagiosplugin.Warn
+    warning_codes: dict[str, CodeSet] = {}  # verb or step name -> codes; "*": every verb
+    time_warning: dict[str, nagiosplugin.Range] = {}  # verb, step name or "total" -> range
     time_critical: dict[str, nagiosplugin.Range] = {}
     ignore_quit: bool = False
     verbosity: int = 0
@@ -128,8 +131,26 @@ class Settings(NamedTuple):
     def expected(self, verb: str) -> CodeSet:
         return self.expect.get(verb) or CodeSet.parse(DEFAULT_EXPECT[verb])
 
+    def expected_for(self, name: str, verb: str, command: Command | None = None) -> CodeSet:
+        """What one step must answer: ``--expect rcpt_2=`` wins over ``--expect rcpt=``.
+
+        ``command`` is the -C/--command-expect behind the step, whose own codes come
+        after the step name's and before the verb's.
+        """
+        if name in self.expect:
+            return self.expect[name]
+        if command is not None:
+            return command.expected(self.expect)
+        return self.expected(verb)
+
     @property
     def timed(self) -> tuple[str, ...]:
         """Every time label of this run: the built-in ones plus the -C commands' verbs."""
         extra = tuple(dict.fromkeys(c.verb for c in self.commands if c.verb not in TIMED))
         return TIMED + extra
+
+    @property
+    def step_timed(self) -> tuple[str, ...]:
+        """Step names (rcpt_2, noop_2) with time ranges of their own: each gets a context."""
+        keys = dict.fromkeys([*self.time_warning, *self.time_critical])
+        return tuple(k for k in keys if k not in self.timed and k != "dns")

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from check_smtp_verbs.codes import CodeSet
-from check_smtp_verbs.transcript import Transcript
+from check_smtp_verbs.core.transcript import Transcript
 
 if TYPE_CHECKING:
-    from check_smtp_verbs.tls import TlsFacts
+    from check_smtp_verbs.core.dns import Lookup
+    from check_smtp_verbs.core.tls import TlsFacts
 
 Send = Callable[[Any], object]  # called with the Conversation that runs the step
 
@@ -73,3 +74,38 @@ class Walk(NamedTuple):
     transcript: Transcript
     tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
     message_id: str | None = None  # of the --data message, when one was sent
+
+
+class Target(NamedTuple):
+    """Whom one walk went to, and how its metrics are told apart from other walks'.
+
+    Carried with the walk so that no presentation has to guess from a label which host
+    a metric belongs to: ``--mx`` prefixes every label with the host name, a per-address
+    walk would prefix it with the address, a plain -H run has no prefix at all.
+    """
+
+    name: str  # what a human reads: "mx1.example.net"
+    prefix: str = ""  # perfdata label prefix: "" for -H, "mx1.example.net_" for --mx
+    preference: int | None = None  # the MX preference, when an MX record named the host
+
+
+class TargetWalk(NamedTuple):
+    target: Target
+    walk: Walk
+
+
+class Run(NamedTuple):
+    """A whole check run: one walk per target, and the DNS look-up that chose them.
+
+    One shape for -H (one walk, no look-up) and --mx (one walk per MX host), so the
+    plugin text and the JSON document are two renderings of the same record.
+    """
+
+    walks: tuple[TargetWalk, ...]
+    total: float
+    lookup: Lookup | None = None  # --mx: the MX look-up of the domain
+
+    @property
+    def several(self) -> bool:
+        """Whether labels carry a target prefix (and the text names hosts)."""
+        return any(w.target.prefix for w in self.walks) or self.lookup is not None

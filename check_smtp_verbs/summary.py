@@ -8,10 +8,15 @@ replaced, and cut to a length that still fits a pager or an SMS.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import nagiosplugin
+from nagiosplugin.state import ServiceState
 
-from check_smtp_verbs.steps import StepResult, Walk
+from check_smtp_verbs.steps import Run, StepResult, Walk
+
+if TYPE_CHECKING:
+    from check_smtp_verbs.resource import Part, Verbs
 
 MAX_TEXT = 200
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f|]")
@@ -23,11 +28,16 @@ def clean(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def greeting(result: StepResult) -> bool:
+    """The server's banner, not an extra command (``-C BANNER``) that shares its verb."""
+    return result.step.verb == "banner" and result.step.label == "banner"
+
+
 def short(result: StepResult) -> str:
     verb = result.step.verb
     if verb == "ehlo_tls":
         return "EHLO"
-    return "banner" if verb == "banner" else verb.upper()
+    return "banner" if greeting(result) else verb.upper()
 
 
 def reply_problem(result: StepResult) -> str:
@@ -38,35 +48,11 @@ def reply_problem(result: StepResult) -> str:
         pattern = result.step.response.pattern
         text = f"{result.step.label} answered {result.code}, not matching /{pattern}/"
         return clean(f"{text}: {result.text}" if result.text else text)
-    subject = "the banner was" if result.step.verb == "banner" else f"{result.step.label} answered"
+    subject = "the banner was" if greeting(result) else f"{result.step.label} answered"
     text = f"{subject} {result.code} (expected {result.step.expect})"
     if result.step.verb == "auth" and result.code == 535:  # RFC 4954: credentials invalid
         text = f"authentication failed: {text}"
     return clean(f"{text}: {result.text}" if result.text else text)
-
-
-def time_problem(result: nagiosplugin.Result) -> str:
-    metric = result.metric
-    if metric.name.endswith("total"):
-        what = "the whole conversation"
-    else:
-        what = next(
-            (s.step.label for s in _steps(result) if s.step.name == metric.name), metric.name
-        )
-    return clean(f"{what} took {metric.value:.3f}s ({result.hint})")
-
-
-def _steps(result: nagiosplugin.Result) -> tuple[StepResult, ...]:
-    walk = getattr(result.resource, "walk", None)
-    return walk.results if walk is not None else ()
-
-
-def describe(result: nagiosplugin.Result) -> str:
-    if result.metric is not None and result.metric.context == "reply":
-        return reply_problem(result.metric.value)
-    if result.metric is not None and result.metric.context == "cert_days":
-        return clean(result.hint)
-    return time_problem(result)
 
 
 def _outcome(result: StepResult) -> str | None:
@@ -80,7 +66,8 @@ def _outcome(result: StepResult) -> str | None:
 
 def ok_line(walk: Walk, certificate: str = "") -> str:
     host = f"[{walk.host}]" if ":" in walk.host else walk.host
-    replies = ", ".join(o for o in map(_outcome, walk.results) if o is not None)
+    # --quit-after connect: no reply at all, and then the line says so
+    replies = ", ".join(o for o in map(_outcome, walk.results) if o is not None) or "connected"
     extra = f", {certificate}" if certificate else ""
     return clean(f"{host}:{walk.port} {replies} in {walk.total:.3f}s{extra}", 1000)
 
@@ -90,7 +77,7 @@ def tls_lines(walk: Walk) -> list[str]:
     facts = walk.tls
     if facts is None:
         return []
-    from check_smtp_verbs.tls import days_left, when
+    from check_smtp_verbs.core.tls import days_left, when
 
     bits = f" ({facts.bits} bits)" if facts.bits else ""
     check = (
@@ -117,16 +104,127 @@ def tls_lines(walk: Walk) -> list[str]:
     return [clean(walk.transcript.scrub(line), 600) for line in lines]
 
 
-def step_lines(walk: Walk, results: nagiosplugin.Results, prefix: str = "") -> list[str]:
-    """One line per verb: the state, what was sent, what came back, how long it took.
+def transcript_lines(walk: Walk) -> list[str]:
+    return ["transcript:"] + [
+        clean(f"{e.direction}: {e.text}", 600) for e in walk.transcript.entries
+    ]
 
-    ``prefix`` is the metric-name prefix of this walk's host in --mx mode.
-    """
-    states: dict[str, nagiosplugin.state.ServiceState] = {}
+
+def label_states(results: nagiosplugin.Results) -> dict[str, ServiceState]:
+    """The worst state of each label (a step has a reply and a time result)."""
+    states: dict[str, ServiceState] = {}
     for result in results:
         if result.metric is not None:
             name = result.metric.name
             states[name] = max(states.get(name, nagiosplugin.Ok), result.state)
+    return states
+
+
+def walk_states(
+    run: Run, parts: dict[str, Part], results: nagiosplugin.Results
+) -> list[ServiceState]:
+    """The worst state of each walk's metrics (its total time and certificate included)."""
+    states = [nagiosplugin.Ok] * len(run.walks)
+    for result in results:
+        part = None if result.metric is None else parts.get(result.metric.name)
+        if part is not None and part.walk is not None:
+            states[part.walk] = max(states[part.walk], result.state)
+    return states
+
+
+def count(run: Run, states: list[ServiceState]) -> str:
+    """How many targets were fine: the scale of an outage, next to its first cause."""
+    ok = sum(1 for state in states if state == nagiosplugin.Ok)
+    kind = "MX hosts" if run.lookup is not None and not run.lookup.implicit else "hosts"
+    return f"{ok} of {len(states)} {kind} OK"
+
+
+def what(part: Part | None, name: str) -> str:
+    """What a time metric measured, in words."""
+    if part is None:
+        return name
+    if part.step is not None:
+        return part.step.step.label
+    return "the whole conversation" if part.walk is not None else "the whole run"
+
+
+def describe(part: Part | None, result: nagiosplugin.Result) -> str:
+    """Why one result is not OK, without naming its host."""
+    metric = result.metric
+    if metric.context == "reply":
+        # a hint says why an expected reply is still not OK (the banner lacks -e TEXT)
+        return clean(result.hint) if result.hint else reply_problem(metric.value)
+    if metric.context == "cert_days":
+        return clean(result.hint)
+    return clean(f"{what(part, metric.name)} took {metric.value:.3f}s ({result.hint})")
+
+
+def problem(run: Run, parts: dict[str, Part], results: nagiosplugin.Results) -> str | None:
+    """The status line of a run that is not OK: the worst result first, named by host
+    when there are several; None when no metric is to blame (nagiosplugin's own text)."""
+    first = results.first_significant
+    metric = first.metric
+    if metric is None:
+        return None
+    if metric.context == "dns" and run.lookup is not None:
+        return clean(run.lookup.error or "MX look-up failed")
+    states = walk_states(run, parts, results)
+    if metric.context == "time_dns" and run.lookup is not None:
+        took = f"the MX look-up of {run.lookup.domain} took {metric.value:.3f}s"
+        return clean(f"{took} ({first.hint}); {count(run, states)}")
+    part = parts.get(metric.name)
+    text = describe(part, first)
+    if not run.several:
+        return text
+    if part is None or part.walk is None:
+        return clean(f"{text}; {count(run, states)}")
+    failing = part.walk
+    others = [
+        w.target.name
+        for n, (w, state) in enumerate(zip(run.walks, states))
+        if state != nagiosplugin.Ok and n != failing
+    ]
+    also = f"; also failing: {', '.join(others)}" if others else ""
+    name = run.walks[failing].target.name
+    return clean(f"{name}: {text}; {count(run, states)}{also}")
+
+
+def _broken(walk: Walk) -> StepResult | None:
+    """The step that broke a walk the thresholds still call OK (e.g. --timeout 10:ok)."""
+    return next((r for r in walk.results if r.error is not None and r.step.verb != "quit"), None)
+
+
+def _targets(run: Run) -> str:
+    if run.lookup is not None and run.lookup.implicit:
+        return f"no MX record, so its address record (RFC 5321 5.1): {run.lookup.domain}"
+    return ", ".join(
+        w.target.name if w.target.preference is None else f"{w.target.name} ({w.target.preference})"
+        for w in run.walks
+    )
+
+
+def ok(run: Run, parts: dict[str, Part], results: nagiosplugin.Results) -> str:
+    """The status line of an OK run; it still says what broke, if anything did."""
+    if not run.several:
+        walk = run.walks[0].walk
+        broken = _broken(walk)
+        certificate = next(
+            (r.hint for r in results if r.metric is not None and r.metric.context == "cert_days"),
+            "",
+        )
+        return reply_problem(broken) if broken is not None else ok_line(walk, certificate)
+    states = walk_states(run, parts, results)
+    subject = run.lookup.domain if run.lookup is not None else run.walks[0].walk.host
+    line = f"{subject}: {count(run, states)}: {_targets(run)} in {run.total:.3f}s"
+    for target, walk in run.walks:
+        broken = _broken(walk)
+        if broken is not None:
+            line += f"; {target.name}: {broken.error}"
+    return clean(line, 1000)
+
+
+def step_lines(walk: Walk, states: dict[str, ServiceState], prefix: str = "") -> list[str]:
+    """One line per verb: the state, what was sent, what came back, how long it took."""
     lines = []
     for r in walk.results:
         state = str(states.get(prefix + r.step.name, nagiosplugin.Ok)).upper()
@@ -146,39 +244,49 @@ def step_lines(walk: Walk, results: nagiosplugin.Results, prefix: str = "") -> l
     return lines
 
 
-def transcript_lines(walk: Walk) -> list[str]:
-    return ["transcript:"] + [
-        clean(f"{e.direction}: {e.text}", 600) for e in walk.transcript.entries
-    ]
+def verbose(
+    run: Run, parts: dict[str, Part], results: nagiosplugin.Results, verbosity: int
+) -> list[str]:
+    """-v: every step of every walk; -vvv adds the transcripts."""
+    lines = []
+    if run.lookup is not None:
+        lines.append(f"MX look-up of {run.lookup.domain}: {run.lookup.seconds:.6f}s")
+    labels = label_states(results)
+    states = walk_states(run, parts, results)
+    for (target, walk), state in zip(run.walks, states):
+        if run.several:
+            preference = "" if target.preference is None else f" (MX {target.preference})"
+            lines.append(f"{target.name}{preference}: {str(state).upper()}")
+        lines += step_lines(walk, labels, target.prefix)
+        lines += tls_lines(walk)
+        if verbosity >= 3:
+            lines += transcript_lines(walk)
+    return lines
 
 
-class VerbsSummary(nagiosplugin.Summary):
-    def __init__(self, resource: object, verbosity: int = 0) -> None:
+class RunSummary(nagiosplugin.Summary):
+    """The plugin text of any run: one host or many, the same rules."""
+
+    def __init__(self, resource: Verbs, verbosity: int = 0) -> None:
         self.resource = resource
         self.verbosity = verbosity
 
-    @property
-    def walk(self) -> Walk | None:
-        return getattr(self.resource, "walk", None)
-
     def ok(self, results: nagiosplugin.Results) -> str:
-        if self.walk is None:
+        run = self.resource.run
+        if run is None:
             return super().ok(results)
-        # OK despite a broken walk (e.g. --timeout 10:ok): say what broke, not a verb list
-        broken = [r for r in self.walk.results if r.error is not None and r.step.verb != "quit"]
-        certificate = next(
-            (r.hint for r in results if r.metric is not None and r.metric.context == "cert_days"),
-            "",
-        )
-        return reply_problem(broken[0]) if broken else ok_line(self.walk, certificate)
+        return ok(run, self.resource.parts, results)
 
     def problem(self, results: nagiosplugin.Results) -> str:
-        return describe(results.first_significant)
+        run = self.resource.run
+        line = None if run is None else problem(run, self.resource.parts, results)
+        return super().problem(results) if line is None else line
 
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
-        if self.walk is None:
+        run = self.resource.run
+        if run is None:
             return []
-        lines = step_lines(self.walk, results) + tls_lines(self.walk)
-        if self.verbosity >= 3:
-            lines += transcript_lines(self.walk)
-        return lines
+        return verbose(run, self.resource.parts, results, self.verbosity)
+
+
+VerbsSummary = RunSummary  # the names cli.py builds the check with

@@ -117,6 +117,8 @@ class Script:
     """Accept and record commands, never send a byte."""
     dribble: float | None = None
     """Seconds to wait before each single byte of every reply."""
+    dribble_after_tls: float | None = None
+    """Like ``dribble``, but only once TLS is up (a gateway that stalls after STARTTLS)."""
     close_at: str | None = None
     """Hang up without replying when this verb arrives."""
     close_after: str | None = None
@@ -366,6 +368,8 @@ class _Session:
             await asyncio.sleep(delay)
         data = render(reply)
         dribble = self.script.dribble
+        if dribble is None and self.tls:
+            dribble = self.script.dribble_after_tls
         if dribble is None:
             self.writer.write(data)
             await self.writer.drain()

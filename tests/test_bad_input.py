@@ -14,7 +14,7 @@ BAD = [
     (["-p", "0"], "--port must be a number from 1 to 65535, not '0'"),
     (["-p", "smtp"], "--port must be a number from 1 to 65535"),
     (["--expect", "vrfx=250"], "--expect: unknown verb 'vrfx'"),
-    (["--expect", "rcpt=25"], "--expect: invalid reply code pattern '25'"),
+    (["--expect", "rcpt=25"], "--expect 'rcpt=25': invalid reply code pattern '25'"),
     (["--expect", "rcpt="], "--expect wants VERB=VALUE"),
     (["--warning-codes", "rcpt=4yz"], "--warning-codes: invalid reply code pattern '4yz'"),
     (["-w", "fast"], "--warning: invalid range 'fast'"),
@@ -103,15 +103,15 @@ BAD_TLS_AUTH = [
     ),
     (
         ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/"],
-        "--auth-password-file: cannot read /: Is a directory",
+        "--auth-password-file: / is not a regular file",
     ),
     (
         ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/dev/null"],
-        "the AUTH secret from --auth-password-file /dev/null is empty",
+        "--auth-password-file: /dev/null is not a regular file",
     ),
     (
         ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-file", "/dev/zero"],
-        "the AUTH secret from --auth-password-file /dev/zero is longer than 16384 characters",
+        "--auth-password-file: /dev/zero is not a regular file",
     ),
     (
         ["-S", "-A", "PLAIN", "-U", "a", "--auth-password-env", "NO_SUCH_VARIABLE_HERE"],

@@ -12,10 +12,10 @@ def test_commands_are_sent_after_ehlo_and_mail_in_order_and_timed(smtp_server):
     run = run_plugin(*server_args(server, *FULL, "-C", "NOOP", "-C", "VRFY postmaster", "-v"))
     assert run.returncode == 0, run.stdout
     assert server.received[1:5] == [
-        "mail FROM:<probe@example.net>",
+        "MAIL FROM:<probe@example.net>",
         "NOOP",
         "VRFY postmaster",
-        "rcpt TO:<postmaster@example.net>",
+        "RCPT TO:<postmaster@example.net>",
     ]
     assert "MAIL 250, NOOP 250, VRFY 252, RCPT 250" in run.status
     assert {"noop", "vrfy"} <= set(run.perfdata)
@@ -25,7 +25,7 @@ def test_commands_are_sent_after_ehlo_and_mail_in_order_and_timed(smtp_server):
 def test_without_mail_from_commands_follow_ehlo(smtp_server):
     server = smtp_server()
     assert run_plugin(*server_args(server, "-C", "NOOP")).returncode == 0
-    assert [c.split()[0] for c in server.received] == ["ehlo", "NOOP", "QUIT"]
+    assert [c.split()[0] for c in server.received] == ["EHLO", "NOOP", "QUIT"]
 
 
 def test_response_regex_mismatch_is_critical_and_says_what_did_not_match(smtp_server):

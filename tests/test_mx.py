@@ -208,7 +208,10 @@ def test_host_name_with_resolver_is_looked_up_there(mx_hosts):
         (("--mx", "a..b"), "--mx wants a domain name"),
         (("--mx", "example.test", "-H", "mx1"), "not allowed with argument"),
         (("--mx", "example.test", "--resolver", "dns.example"), "is not an IP address"),
-        (("--mx", "example.test", "--resolver", "127.0.0.1:0"), "port 0"),
+        (
+            ("--mx", "example.test", "--resolver", "127.0.0.1:0"),
+            "port must be a number from 1 to 65535, not '0'",
+        ),
     ],
 )
 def test_bad_mx_options_are_unknown(args, message):

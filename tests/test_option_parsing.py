@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from check_smtp_verbs.cli import UsageError, _range, parse_timeout, settings_from
+from check_smtp_verbs.cli import MAX_TIMEOUT, UsageError, _range, parse_timeout, settings_from
 
 
-@given(st.floats(min_value=0.001, max_value=1e6, allow_nan=False))
+@given(st.floats(min_value=0.001, max_value=MAX_TIMEOUT, allow_nan=False))
 def test_any_positive_number_of_seconds_is_a_timeout_defaulting_to_critical(seconds):
     timeout, state = parse_timeout(repr(seconds))
     assert math.isclose(timeout, seconds) and state == nagiosplugin.Critical

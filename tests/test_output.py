@@ -30,9 +30,9 @@ def test_triple_verbose_adds_the_whole_conversation(smtp_server):
     transcript = run.lines[run.lines.index("transcript:") + 1 : -1]
     assert transcript[0].startswith("*: connected to 127.0.0.1:")
     assert transcript[1] == "S: 220 smtpd.test ESMTP test server"
-    assert transcript[2].startswith("C: ehlo ")
+    assert transcript[2].startswith("C: EHLO ")
     assert "S: 250-smtpd.test" in transcript
-    assert "C: rcpt TO:<postmaster@example.net>" in transcript
+    assert "C: RCPT TO:<postmaster@example.net>" in transcript
     assert transcript[-2:] == ["C: QUIT", "S: 221 2.0.0 Bye"]
 
 

@@ -87,7 +87,10 @@ def test_header_is_not_sent_without_the_option(smtp_server):
         (("--proxy", "v3"), "argument -r/--proxy: invalid choice: 'v3'"),
         (("--proxy-source", "192.0.2.1"), "--proxy-source needs --proxy v1 or v2"),
         (("--proxy", "v1", "--proxy-source", "mx.example.net"), "is not an IP address"),
-        (("--proxy", "v1", "--proxy-source", "192.0.2.1:99999"), "port '99999'"),
+        (
+            ("--proxy", "v1", "--proxy-source", "192.0.2.1:99999"),
+            "port must be a number from 0 to 65535, not '99999'",
+        ),
     ],
 )
 def test_bad_proxy_options_are_unknown(args, message):

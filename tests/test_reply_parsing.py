@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from check_smtp_verbs.wire import InvalidReply, parse_reply
+from check_smtp_verbs.core.client import InvalidReply, parse_reply
 
 texts = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60).map(
     str.strip

@@ -1,4 +1,5 @@
-"""Properties of the small parsers and encoders behind -R, --proxy and --proxy-source."""
+"""Properties of the small parsers and encoders behind -R and --proxy (--proxy-source:
+tests/test_cli_inputs.py)."""
 
 import ipaddress
 import re
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 
 from check_smtp_verbs import proxy
 from check_smtp_verbs.commands import reply_text
-from check_smtp_verbs.wire import parse_reply
+from check_smtp_verbs.core.client import parse_reply
 from tests import smtpd
 
 codes = st.integers(min_value=200, max_value=559).filter(lambda c: c % 100 < 60)
@@ -44,22 +45,3 @@ def test_every_header_parses_back_to_the_same_addresses(version, src, sport, dst
         return seen == sent or getattr(seen, "ipv4_mapped", None) == sent
 
     assert same(src, parsed["source_address"]) and same(dst, parsed["dest_address"])
-
-
-@given(ipv4 | ipv6, st.none() | ports)
-def test_proxy_source_round_trips(address, port):
-    text = f"[{address}]" if address.version == 6 else str(address)
-    if port is not None:
-        text += f":{port}"
-    assert proxy.parse_source(text) == (str(address), port)
-
-
-@given(st.text(max_size=40))
-def test_proxy_source_is_parsed_or_refused_with_a_reason(text):
-    try:
-        address, port = proxy.parse_source(text)
-    except ValueError as exc:
-        assert str(exc) and "\n" not in str(exc)
-    else:
-        ipaddress.ip_address(address)
-        assert port is None or 0 <= port <= 65535

@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 clock = time.perf_counter  # monotonic on every platform we run on, and the finest available
 
@@ -72,6 +72,19 @@ class DeadlineBound:
         except socket.timeout:
             raise DeadlineExceeded from None
 
+    def recv_now(self, bufsize: int) -> bytes | None:
+        """What can be read without waiting at all: bytes, b"" at end of stream, or
+        None when nothing is there (a TLS socket may have read only a session ticket)."""
+        self.settimeout(0.0)  # type: ignore[attr-defined]
+        try:
+            return super().recv(bufsize)  # type: ignore[misc,no-any-return]
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:  # ssl.SSLWantReadError, without importing ssl here
+            if type(exc).__name__ in ("SSLWantReadError", "SSLWantWriteError"):
+                return None
+            raise
+
     def send(self, data: Any, flags: int = 0) -> int:
         self.settimeout(self.deadline.remaining())  # type: ignore[attr-defined]
         try:
@@ -92,6 +105,8 @@ class DeadlineSocket(DeadlineBound, socket.socket):
 
 
 AddrInfo = tuple[int, int, int, str, Any]
+# (host, port, family, deadline) -> addresses: the system resolver below, or DNS (core/dns.py)
+Resolve = Callable[[str, int, int, "Deadline"], list[AddrInfo]]
 
 
 def resolve(host: str, port: int, family: int, deadline: Deadline) -> list[AddrInfo]:

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import dns.exception
 import dns.name
 import dns.resolver
 
-from check_smtp_verbs.core.deadline import AddrInfo, Deadline, DeadlineExceeded, clock
-
-Resolve = Callable[[str, int, int, Deadline], list[AddrInfo]]
+from check_smtp_verbs.core.deadline import AddrInfo, Deadline, DeadlineExceeded, Resolve, clock
 
 
 class MxHost(NamedTuple):

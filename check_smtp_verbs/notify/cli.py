@@ -20,15 +20,15 @@ import argparse
 import math
 import os
 import re
-import socket
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from check_smtp_verbs import __version__, addresses
+from check_smtp_verbs import __version__, addresses, inputs
 from check_smtp_verbs.addresses import InvalidInput
+from check_smtp_verbs.extra_opts import add_extra_opts
 from check_smtp_verbs.notify import macros, throttle
 from check_smtp_verbs.notify.macros import Notification
 from check_smtp_verbs.notify.settings import MAX_LENGTH, Auth, Server, Settings, TlsPolicy
@@ -45,6 +45,7 @@ TEST_CLOCK = "NOTIFY_SMS_MAIL_TEST_NOW"
 """Epoch seconds to use as "now" for the throttle. For the test suite only."""
 
 EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() also admits "²"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,31 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the message and the decision; send and record nothing",
     )
+    add_extra_opts(p)
     a("-V", "--version", action="version", version=f"{PROG} {__version__}")
     return p
 
 
-def _port(value: str, what: str) -> int:
-    if value.isdigit() and 1 <= int(value) <= 65535:
-        return int(value)
-    raise UsageError(f"{what}: the port must be a number from 1 to 65535, not {value!r}")
-
-
-def _host_port(value: str, default_port: int, what: str) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
-    addresses.reject_control_characters(value, what)
-    match = re.fullmatch(r"\[([^\]]+)\](?::(.*))?", value)
-    if match:
-        host, port = match.group(1), match.group(2)
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    else:
-        host, port = value, None
-    try:
-        host = addresses.hostname(host)
-    except InvalidInput:
-        raise UsageError(f"{what}: invalid host {value!r}") from None
-    return host, _port(port, what) if port is not None else default_port
+MAX_SECONDS = 86400.0
+"""A day: no notification waits longer, and more overflows lock and socket timeouts."""
 
 
 def _seconds(value: str, what: str, *, allow_zero: bool = False) -> float:
@@ -188,6 +171,8 @@ def _seconds(value: str, what: str, *, allow_zero: bool = False) -> float:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         raise UsageError(f"{what} must be a positive number of seconds, not {value!r}")
+    if seconds > MAX_SECONDS:
+        raise UsageError(f"{what} must be at most {MAX_SECONDS:.0f} seconds, not {value!r}")
     return seconds
 
 
@@ -204,34 +189,24 @@ def _password(args: argparse.Namespace, environ: Mapping[str, str]) -> str | Non
     if args.auth_password_file and args.auth_password_env:
         raise UsageError("give --auth-password-file or --auth-password-env, not both")
     if args.auth_password_file:
-        try:
-            with open(args.auth_password_file, encoding="utf-8") as file:
-                password = file.readline().rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
-            raise UsageError(
-                f"cannot read --auth-password-file {args.auth_password_file}: {why}"
-            ) from None
-    elif args.auth_password_env:
-        if args.auth_password_env not in environ:
-            raise UsageError(f"--auth-password-env: {args.auth_password_env} is not set")
-        password = environ[args.auth_password_env]
-    else:
-        return None
-    if not password:
-        raise UsageError("the AUTH password is empty")
-    return password
-
-
-def _default_helo() -> str:
-    try:
-        return addresses.helo_name(socket.gethostname())
-    except InvalidInput:
-        return "localhost"
+        return inputs.secret_from_file(args.auth_password_file)
+    if args.auth_password_env:
+        return inputs.secret_from_env(args.auth_password_env, environ)
+    return None
 
 
 def settings_from(argv: list[str], environ: Mapping[str, str]) -> Settings:
     """Validate everything before anything is sent; UsageError with one line if bad."""
+    from check_smtp_verbs import extra_opts
+
+    argv = extra_opts.expand(argv, PROG, build_parser, environ)
+    try:
+        return _validate(argv, environ)
+    except UsageError as exc:  # a secret from an --extra-opts file is in argv only now
+        raise UsageError(inputs.scrub_argv(str(exc), argv)) from None
+
+
+def _validate(argv: list[str], environ: Mapping[str, str]) -> Settings:
     if "--" in argv:
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1 :]
@@ -249,18 +224,12 @@ def settings_from(argv: list[str], environ: Mapping[str, str]) -> Settings:
         sender = addresses.mailbox(args.sender, "--from")
         if "@" not in recipient:
             raise UsageError(f"--to needs a domain: {args.to!r}")
-        servers = tuple(Server(*_host_port(s, 25, "--smtp-server")) for s in args.smtp_server)
-        resolver = _host_port(args.resolver, 53, "--resolver") if args.resolver else None
-        if resolver is not None:
-            import ipaddress
-
-            try:
-                ipaddress.ip_address(resolver[0])
-            except ValueError:
-                raise UsageError(
-                    f"--resolver must be an IP address, not {args.resolver!r}"
-                ) from None
-        helo = addresses.helo_name(args.helo) if args.helo is not None else _default_helo()
+        servers = tuple(Server(*inputs.host_port(s, 25, "--smtp-server")) for s in args.smtp_server)
+        resolver = None
+        if args.resolver:
+            address, port = inputs.ip_port(args.resolver, "--resolver", allow_zero=False)
+            resolver = (address, 53 if port is None else port)
+        helo = addresses.helo_name(args.helo) if args.helo is not None else inputs.default_helo()
         options = {
             "type": args.type,
             "host": args.host,
@@ -290,9 +259,9 @@ def settings_from(argv: list[str], environ: Mapping[str, str]) -> Settings:
     tls = TlsPolicy(
         require=args.require_tls or auth is not None, disable=args.no_tls, cafile=args.tls_ca
     )
-    if args.tls_ca is not None and not os.path.isfile(args.tls_ca):
-        raise UsageError(f"--tls-ca: no such file {args.tls_ca!r}")
-    max_length = int(args.max_length) if args.max_length.isdigit() else 0
+    if args.tls_ca is not None:
+        inputs.ca_file(args.tls_ca, "--tls-ca")
+    max_length = int(args.max_length) if _DIGITS.fullmatch(args.max_length) else 0
     if not 20 <= max_length <= MAX_LENGTH:
         raise UsageError(
             f"--max-length must be a number from 20 to {MAX_LENGTH}, not {args.max_length!r}"
@@ -303,7 +272,7 @@ def settings_from(argv: list[str], environ: Mapping[str, str]) -> Settings:
         recipient=recipient,
         sender=sender,
         servers=servers,
-        mx_port=_port(args.smtp_port, "--smtp-port"),
+        mx_port=inputs.port(args.smtp_port, "--smtp-port"),
         resolver=resolver,
         helo=helo,
         tls=tls,
@@ -382,7 +351,7 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
         now(environ)  # a bad test clock is bad input, refused before anything is locked
         notification, check_state = notification_for(settings, environ)
     except (UsageError, standalone.CannotRun) as exc:
-        _complain(f"error: {exc}")
+        _complain(f"error: {inputs.scrub_argv(str(exc), argv)}")
         return EXIT_BAD_INPUT
 
     key = throttle.key_for(notification, settings.throttle_key)

@@ -1,7 +1,7 @@
 """``python3 -m tests.bench``: run the benchmark suite and print its table.
 
 Exit status 0 when every figure with a target passes, 1 when one fails, 2 when the
-suite itself could not run.  See README.md, "Benchmarks", for what each figure means.
+suite itself could not run.  See docs/benchmarks.md for what each figure means.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def commands(install: Installation, host: str, port: int) -> list[Command]:
         )
     )
     # The same two without site: no .pth hooks, which on some machines import typing,
-    # pathlib and more before the first line of any program (see the README).
+    # pathlib and more before the first line of any program (see docs/benchmarks.md).
     lean = f"import sys; sys.path[:0] = {[str(install.lib), *install.site_packages]!r}; "
     check_code = "from check_smtp_verbs.cli import main; sys.exit(main())"
     found += [

@@ -8,7 +8,6 @@ is stored.  So no later printing path can leak one, whatever it forgets.
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import NamedTuple
 
@@ -36,6 +35,8 @@ class Transcript:
         """
         if not secret:
             return
+        import base64  # only runs with a secret (AUTH) pay for it
+
         raw = secret.encode("utf-8", "surrogateescape")
         forms = {base64.b64encode(raw).decode("ascii").rstrip("=")}
         # base64 of the secret embedded at any of the three byte alignments

@@ -1,20 +1,20 @@
-"""TLS for the walk: the client context, the bounded handshake and the certificate facts.
+"""TLS for both programs: the client context, the deadline-bounded handshake, the facts.
 
-Imported only when a check uses STARTTLS or implicit TLS, so a plaintext check pays
-neither for building an SSL context and loading the CA store nor for this module.
-(The ssl module itself is already loaded by smtplib.)  Certificates are read from the
-dicts OpenSSL decodes anyway; only --insecure, where Python hands out nothing but the
-DER bytes, loads a parser (see parse_certificate).
+Imported only when a run uses TLS, so a plaintext check pays neither for the ssl
+module nor for loading a CA store.  Certificates are read from the dicts OpenSSL
+decodes anyway; only an unverified session (--insecure, or the notifier's
+opportunistic TLS), where Python hands out nothing but the DER bytes, loads a parser
+(see parse_certificate).
 
-Verification is OpenSSL's, in the handshake: chain against the system store or
-``--ca-file``, and the host name (``-H`` or ``--sni``).  One part is taken out of
-OpenSSL's hands on purpose: the validity dates.  OpenSSL rejects an expired chain
-with "certificate has expired" and no date, and after a failed handshake Python
-gives out no certificate to read one from; yet the date is what the admin needs.
-So the handshake runs with X509_V_FLAG_NO_CHECK_TIME and this module checks the
-dates of *every* certificate of the verified chain itself (an expired intermediate
-breaks mail as surely as an expired leaf).  Where the interpreter cannot hand out
-the verified chain (Python < 3.10), OpenSSL keeps checking the dates itself.
+Verification is OpenSSL's, in the handshake: chain against the system store or a CA
+file, and the host name.  One part is taken out of OpenSSL's hands on purpose: the
+validity dates.  OpenSSL rejects an expired chain with "certificate has expired" and
+no date, and after a failed handshake Python gives out no certificate to read one
+from; yet the date is what the admin needs.  So the check's handshake runs with
+X509_V_FLAG_NO_CHECK_TIME and the dates of *every* certificate of the verified chain
+are checked here (an expired intermediate breaks mail as surely as an expired leaf).
+Where the interpreter cannot hand out the verified chain (Python < 3.10), OpenSSL
+keeps checking the dates itself.
 """
 
 from __future__ import annotations
@@ -24,14 +24,9 @@ import ipaddress
 import re
 import socket
 import ssl
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from check_smtp_verbs.core.deadline import DeadlineBound, DeadlineExceeded
-from check_smtp_verbs.steps import StepFailed, StepSkipped
-
-if TYPE_CHECKING:
-    from check_smtp_verbs.probe import Conversation
-    from check_smtp_verbs.settings import Settings
+from check_smtp_verbs.core.deadline import Deadline, DeadlineBound, DeadlineExceeded
 
 # OpenSSL's X509_V_FLAG_NO_CHECK_TIME; Python's VerifyFlags does not name it.
 _NO_CHECK_TIME = 0x200000
@@ -77,7 +72,8 @@ class DeadlineSSLSocket(DeadlineBound, ssl.SSLSocket):
     """
 
 
-TlsFailed = StepFailed  # the handshake or what it showed is not acceptable
+class TlsError(Exception):
+    """The handshake failed or what it showed cannot be read; the message says why."""
 
 
 class Certificate(NamedTuple):
@@ -99,99 +95,74 @@ class TlsFacts(NamedTuple):
     chain_length: int
 
 
-def client_context(settings: Settings) -> ssl.SSLContext:
-    if settings.insecure:
+def client_context(
+    ca_file: str | None = None, verify: bool = True, own_date_check: bool = True
+) -> ssl.SSLContext:
+    """A client context that verifies chain and name (``ca_file`` replaces the system
+    store), or, with ``verify=False``, encrypts without verifying anything.
+
+    ``own_date_check``: the caller checks the chain's dates itself with date_problem()
+    (the check, to name the date); otherwise OpenSSL refuses an expired chain.
+    """
+    if not verify:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     else:
-        # cafile replaces the system store, it does not add to it
-        context = ssl.create_default_context(cafile=settings.ca_file)
-        if CHAIN_AVAILABLE:
+        context = ssl.create_default_context(cafile=ca_file)
+        if CHAIN_AVAILABLE and own_date_check:
             context.verify_flags |= _NO_CHECK_TIME  # type: ignore[assignment]
     context.sslsocket_class = DeadlineSSLSocket
     return context
 
 
-def starttls(conversation: Conversation) -> None:
-    """Send STARTTLS if the server offers it (RFC 3207); its reply is judged as usual."""
-    wire = conversation.wire
-    if not wire.has_extn("starttls"):
-        if conversation.settings.starttls == "optional":
-            conversation.skipped.update(("tls", "ehlo_tls"))
-            raise StepSkipped("STARTTLS not offered, continuing in plaintext")
-        raise StepFailed("STARTTLS not offered", usable=True)
-    wire.docmd("STARTTLS")
-
-
-def handshake(conversation: Conversation) -> tuple[str, ...]:
-    """Wrap the connection in TLS within the deadline; return the lines to show.
-
-    Raises TlsFailed with the reason (and whether QUIT can still be sent), or
-    DeadlineExceeded.
-    """
-    settings = conversation.settings
-    deadline = conversation.deadline
-    wire = conversation.wire
-    implicit = settings.implicit_tls
-    server_name = settings.sni or settings.host
-    try:
-        context = client_context(settings)
-    except (OSError, ssl.SSLError) as exc:
-        raise TlsFailed(f"cannot load the CA file {settings.ca_file}: {_ssl_reason(exc)}") from None
-    raw = wire.sock
+def handshake(
+    raw: Any, context: ssl.SSLContext, server_name: str, deadline: Deadline
+) -> DeadlineSSLSocket:
+    """Wrap a connected socket in TLS within the deadline; the TLS socket, or TlsError
+    with the reason, or DeadlineExceeded.  ``raw`` belongs to the TLS socket from here
+    on: closing one closes the other."""
     try:
         sock = context.wrap_socket(raw, server_hostname=server_name, do_handshake_on_connect=False)
     except (ValueError, ssl.SSLError) as exc:
-        raise TlsFailed(f"TLS set-up failed: {_ssl_reason(exc)}") from None
+        raise TlsError(f"TLS set-up failed: {_ssl_reason(exc)}") from None
     assert isinstance(sock, DeadlineSSLSocket)
     sock.deadline = deadline
-    wire.attach(sock)  # from here on, closing the wire closes the TLS socket
     try:
         sock.settimeout(deadline.remaining())
         sock.do_handshake()
     except socket.timeout:
+        sock.close()
         raise DeadlineExceeded from None
     except ssl.SSLCertVerificationError as exc:
-        raise TlsFailed(f"certificate verify failed: {_verify_reason(exc, server_name)}") from None
+        sock.close()
+        raise TlsError(f"certificate verify failed: {_verify_reason(exc, server_name)}") from None
     except ConnectionResetError:
-        raise TlsFailed("connection reset by the server during the TLS handshake") from None
+        sock.close()
+        raise TlsError("connection reset by the server during the TLS handshake") from None
     except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError, EOFError):
-        raise TlsFailed("connection closed by the server during the TLS handshake") from None
+        sock.close()
+        raise TlsError("connection closed by the server during the TLS handshake") from None
     except ssl.SSLError as exc:
-        raise TlsFailed(f"TLS handshake failed: {_ssl_reason(exc)}") from None
+        sock.close()
+        raise TlsError(f"TLS handshake failed: {_ssl_reason(exc)}") from None
     except OSError as exc:
-        raise TlsFailed(f"TLS handshake failed: {exc.strerror or exc}") from None
-    # A fresh session: capabilities learnt before STARTTLS must not be trusted (RFC 3207 4.2).
-    wire.helo_resp = wire.ehlo_resp = None
-    wire.esmtp_features = {}
-    wire.does_esmtp = False
-    usable = not implicit  # before the banner, a QUIT would only read the banner
-    try:
-        facts = _facts(sock, not settings.insecure, server_name)
-    except ImportError:
-        raise TlsFailed(
-            "cannot read the certificate: the Python package cryptography is not installed",
-            usable,
-        ) from None
-    except ValueError as exc:
-        raise TlsFailed(f"cannot read the server certificate: {exc}", usable) from None
-    conversation.tls = facts
-    if settings.tls_min_version is not None and _VERSIONS.get(facts.version, 0) < float(
-        settings.tls_min_version
-    ):
-        raise TlsFailed(
-            f"{facts.version} negotiated, below --tls-min-version {settings.tls_min_version}",
-            usable,
-        )
-    if facts.verified:
-        problem = _date_problem(facts)
-        if problem:
-            raise TlsFailed(f"certificate verify failed: {problem}", usable)
-    return (facts.version, f"{facts.cipher}")
+        sock.close()
+        raise TlsError(f"TLS handshake failed: {exc.strerror or exc}") from None
+    except DeadlineExceeded:
+        sock.close()
+        raise
+    return sock
 
 
-def _facts(sock: ssl.SSLSocket, verified: bool, server_name: str) -> TlsFacts:
+def version_number(version: str) -> float:
+    """``TLSv1.2`` -> 1.2, for comparing with --tls-min-version; 0 when unknown."""
+    return _VERSIONS.get(version, 0)
+
+
+def facts(sock: ssl.SSLSocket, verified: bool, server_name: str) -> TlsFacts:
+    """What the session showed.  ImportError (no cryptography for an unverified
+    session) and ValueError (an unparsable certificate) are the caller's to word."""
     cipher, _, bits = sock.cipher() or ("unknown", None, None)
     version = sock.version() or "unknown"
     chain: list[Certificate] = []
@@ -201,7 +172,7 @@ def _facts(sock: ssl.SSLSocket, verified: bool, server_name: str) -> TlsFacts:
         if CHAIN_AVAILABLE:
             found = _verified_chain(sock)
             if not found:  # promised by CHAIN_AVAILABLE: never trust dates nobody checked
-                raise TlsFailed("cannot read the verified certificate chain to check its dates")
+                raise TlsError("cannot read the verified certificate chain to check its dates")
             chain = found
     else:  # with CERT_NONE, getpeercert() is empty: only the DER form is there
         der = sock.getpeercert(binary_form=True)
@@ -281,7 +252,7 @@ def when(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _date_problem(facts: TlsFacts) -> str:
+def date_problem(facts: TlsFacts) -> str:
     """Why the verified chain is not valid right now, or "" if it is."""
     cert = facts.expiring
     if cert is None:
