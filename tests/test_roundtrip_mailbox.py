@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from check_smtp_verbs.core.deadline import Deadline, clock
+from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.message import build
 from check_smtp_verbs.roundtrip import imap, pop3
 from check_smtp_verbs.roundtrip.connection import MailboxFailed, Report, client_context
 from check_smtp_verbs.roundtrip.url import parse
-from check_smtp_verbs.transcript import Transcript
 from tests.dovecot import (
     NO_IDLE_HOST,
     NO_TLS_HOST,
@@ -182,7 +182,9 @@ def test_without_uidplus_a_message_another_client_flagged_deleted_is_not_expunge
     flagged = plain_message("<flagged-by-someone-else@example.net>")
     mailbox.deliver(flagged)
     other = imaplib.IMAP4_SSL(  # another mail client, not the check
-        mailbox.host, mailbox.ports.imaps, ssl_context=client_context(str(mailbox.ca_file))
+        mailbox.host,
+        mailbox.ports.imaps,
+        ssl_context=ssl.create_default_context(cafile=mailbox.ca_file),
     )
     other.login(PROBE_USER, USERS[PROBE_USER])
     other.select("INBOX")

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 
 from check_smtp_verbs.core.deadline import Deadline, clock
+from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.roundtrip import imap, pop3
 from check_smtp_verbs.roundtrip.connection import client_context
 from check_smtp_verbs.roundtrip.url import parse
-from check_smtp_verbs.transcript import Transcript
 from tests.dovecot import DOMAIN, PROBE_USER, USERS, PrivateDovecot
 from tests.postfix import PrivatePostfix
 from tests.test_roundtrip_mailbox import probe_message

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from check_smtp_verbs.core.deadline import Deadline, clock
+from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.roundtrip.connection import client_context
 from check_smtp_verbs.roundtrip.trip import Mailbox, asynchronous, synchronous
 from check_smtp_verbs.roundtrip.url import parse
-from check_smtp_verbs.transcript import Transcript
 from tests.dovecot import PROBE_USER, USERS, PrivateDovecot
 from tests.test_roundtrip_mailbox import mailbox, probe_message  # noqa: F401 (fixture)
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Collection
 
 from check_smtp_verbs.core.deadline import Deadline, DeadlineExceeded, clock
+from check_smtp_verbs.core.transcript import REDACTED, Transcript
 from check_smtp_verbs.roundtrip.connection import (
     Found,
     MailboxFailed,
@@ -39,7 +40,6 @@ from check_smtp_verbs.roundtrip.waiting import (
     pause,
     probe_id,
 )
-from check_smtp_verbs.transcript import REDACTED, Transcript
 
 _BYTES_REPR = re.compile(r"""\bb['"](.*)['"]$""")  # imaplib quotes lines as repr(bytes)
 _EXISTS = re.compile(rb"^\* \d+ EXISTS\b", re.IGNORECASE)

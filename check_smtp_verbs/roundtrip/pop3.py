@@ -17,6 +17,7 @@ from collections.abc import Collection
 from email.utils import parsedate_to_datetime
 
 from check_smtp_verbs.core.deadline import Deadline, DeadlineExceeded, clock
+from check_smtp_verbs.core.transcript import REDACTED, Transcript
 from check_smtp_verbs.roundtrip.connection import (
     Found,
     MailboxFailed,
@@ -26,7 +27,6 @@ from check_smtp_verbs.roundtrip.connection import (
 )
 from check_smtp_verbs.roundtrip.url import MailboxURL
 from check_smtp_verbs.roundtrip.waiting import header_fields, intervals, pause, probe_id
-from check_smtp_verbs.transcript import REDACTED, Transcript
 
 
 class _Client(poplib.POP3):

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from check_smtp_verbs.core.deadline import Deadline, clock
+from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.roundtrip.connection import MailboxFailed, Report
 from check_smtp_verbs.roundtrip.url import MailboxURL
-from check_smtp_verbs.transcript import Transcript
 
 
 class Mailbox(NamedTuple):
