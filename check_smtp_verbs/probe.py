@@ -301,4 +301,5 @@ def walk(settings: Settings, deadline: Deadline | None = None, resolve: Resolve 
         transcript,
         conversation.tls,
         conversation.message_id,
+        conversation.data_done_at,
     )

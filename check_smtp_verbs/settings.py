@@ -15,6 +15,7 @@ from check_smtp_verbs.codes import CodeSet
 
 if TYPE_CHECKING:  # only -C/-R/--command-expect load the module (cli.py)
     from check_smtp_verbs.commands import Command
+    from check_smtp_verbs.roundtrip.url import MailboxURL  # only --imap/--pop3 load it
 
 # What each verb must answer when nothing else is said (RFC 5321 4.3.2).
 DEFAULT_EXPECT: dict[str, str] = {
@@ -123,6 +124,14 @@ class Settings(NamedTuple):
     mx: str | None = None  # a mail domain whose every MX host is walked
     resolver: tuple[str, int] | None = None  # DNS server for --mx; None: the system's
     json: bool = False
+    # The round trip (roundtrip/): the mailbox the probe must reach, and how to get in.
+    mailbox_url: MailboxURL | None = None
+    mailbox_user: str | None = None
+    mailbox_secret: Secret | None = None
+    mailbox_folder: str = "INBOX"
+    mailbox_starttls: str = "required"
+    round_trip_state: str | None = None  # asynchronous mode's state file
+    lost_after: float = 3600.0  # seconds after which a probe not found is lost
 
     @property
     def uses_tls(self) -> bool:

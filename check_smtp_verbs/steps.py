@@ -17,6 +17,7 @@ from check_smtp_verbs.core.transcript import Transcript
 if TYPE_CHECKING:
     from check_smtp_verbs.core.dns import Lookup
     from check_smtp_verbs.core.tls import TlsFacts
+    from check_smtp_verbs.roundtrip.trip import RoundTrip
 
 Send = Callable[[Any], object]  # called with the Conversation that runs the step
 
@@ -74,6 +75,7 @@ class Walk(NamedTuple):
     transcript: Transcript
     tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
     message_id: str | None = None  # of the --data message, when one was sent
+    data_done_at: float | None = None  # core.deadline.clock() when the final dot was answered
 
 
 class Target(NamedTuple):
@@ -104,6 +106,7 @@ class Run(NamedTuple):
     walks: tuple[TargetWalk, ...]
     total: float
     lookup: Lookup | None = None  # --mx: the MX look-up of the domain
+    round_trip: RoundTrip | None = None  # --imap/--pop3: what the mailbox showed
 
     @property
     def several(self) -> bool:

@@ -53,7 +53,8 @@ class Report(NamedTuple):
     """What one visit to the mailbox showed."""
 
     found: dict[str, Found]  # by Message-ID
-    method: str  # how the check waited: "IDLE", "polling", "no wait"
+    method: str  # how the check waited: "IDLE", "polling"; "first look": it did not need to
+    # ("no wait": it was told not to, in the asynchronous mode)
     notes: tuple[str, ...]  # what the user should know (probes left flagged, ...)
 
 

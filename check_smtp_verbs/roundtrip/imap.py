@@ -286,7 +286,7 @@ def visit(
     found: dict[str, Found] = {}
     notes: list[str] = []
     client: _Client | None = None
-    method = "no wait"
+    method = "first look" if wait else "no wait"
     try:
         client = _Client(url, context, server_name or url.host, deadline, transcript)
         stage = "tls"

@@ -199,7 +199,8 @@ def visit(
             for message_id, (_, arrived) in probes.items():
                 found[message_id] = Found(message_id, seen, arrived, deleted=True)
             if done:
-                return Report(found, "polling" if sessions > 1 or wait else "no wait", ())
+                method = "polling" if sessions > 1 else "first look" if wait else "no wait"
+                return Report(found, method, tuple(notes))
         except DeadlineExceeded:
             if stage == "wait" or sessions > 1:  # out of time waiting: the rest is missing
                 return Report(found, "polling", tuple(notes))

@@ -18,12 +18,16 @@ from __future__ import annotations
 import ssl
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from check_smtp_verbs.core.deadline import Deadline, clock
 from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.roundtrip.connection import MailboxFailed, Report
 from check_smtp_verbs.roundtrip.url import MailboxURL
+
+if TYPE_CHECKING:
+    from check_smtp_verbs.settings import Settings
+    from check_smtp_verbs.steps import Walk
 
 
 class Mailbox(NamedTuple):
@@ -35,6 +39,9 @@ class Mailbox(NamedTuple):
     folder: str = "INBOX"  # IMAP only
     starttls: str = "required"  # for imap:// and pop3://: "required" or "optional"
     server_name: str | None = None  # the name to verify, if not the URL's host
+
+    def __repr__(self) -> str:  # a traceback or debug print must not show the password
+        return f"Mailbox({self.key!r}, password=<redacted>)"
 
     @property
     def key(self) -> str:
@@ -57,6 +64,8 @@ class RoundTrip(NamedTuple):
     notes: tuple[str, ...] = ()
     error: MailboxFailed | None = None
     store_problem: str | None = None  # the state file was corrupt or could not be used
+    transcript: Transcript | None = None  # the mailbox side's lines, credentials redacted
+    asynchronous: bool = False
 
 
 def _visit(
@@ -112,7 +121,9 @@ def synchronous(
     try:
         report = _visit(mailbox, {message_id}, deadline, transcript, context, wait=True)
     except MailboxFailed as exc:
-        return RoundTrip(str(mailbox.url), "", False, None, clock() - sent, error=exc)
+        return RoundTrip(
+            str(mailbox.url), "", False, None, clock() - sent, error=exc, transcript=transcript
+        )
     found = report.found.get(message_id)
     return RoundTrip(
         str(mailbox.url),
@@ -121,6 +132,7 @@ def synchronous(
         None if found is None else max(0.0, found.seen - sent),
         clock() - sent,
         notes=report.notes,
+        transcript=transcript,
     )
 
 
@@ -148,7 +160,16 @@ def asynchronous(
     try:
         wanted = store.record_sent(message_id, sent, deadline)
     except StoreError as exc:
-        return RoundTrip(str(mailbox.url), "no wait", False, None, 0.0, store_problem=str(exc))
+        return RoundTrip(
+            str(mailbox.url),
+            "no wait",
+            False,
+            None,
+            0.0,
+            store_problem=str(exc),
+            transcript=transcript,
+            asynchronous=True,
+        )
     error = None
     report = Report({}, "no wait", ())
     try:
@@ -170,6 +191,8 @@ def asynchronous(
             clock() - started,
             error=error,
             store_problem=str(exc),
+            transcript=transcript,
+            asynchronous=True,
         )
     return RoundTrip(
         str(mailbox.url),
@@ -183,4 +206,50 @@ def asynchronous(
         notes=report.notes,
         error=error,
         store_problem="; ".join(store.problems) or None,
+        transcript=transcript,
+        asynchronous=True,
     )
+
+
+def after_walk(settings: Settings, walk: Walk, deadline: Deadline) -> RoundTrip | None:
+    """The round trip of a check run, or None when there is none to make.
+
+    Only a probe the server accepted (every reply to the final dot as expected) can be
+    looked for; when SMTP failed, that failure is the whole story.
+    """
+    if settings.mailbox_url is None or settings.mailbox_secret is None:
+        return None
+    dots = [r for r in walk.results if r.step.verb == "dot"]
+    if not dots or not all(r.expected for r in dots) or walk.message_id is None:
+        return None
+    if walk.data_done_at is None:
+        return None
+    from check_smtp_verbs.roundtrip.connection import client_context
+
+    transcript = Transcript()
+    mailbox = Mailbox(
+        settings.mailbox_url,
+        settings.mailbox_user or "",
+        settings.mailbox_secret.reveal(),
+        settings.mailbox_folder,
+        settings.mailbox_starttls,
+    )
+    transcript.add_secret(mailbox.password)
+    try:
+        context = client_context(settings.ca_file, settings.insecure)
+    except (OSError, ssl.SSLError) as exc:
+        failed = MailboxFailed("tls", f"cannot load the CA file {settings.ca_file}: {exc}")
+        return RoundTrip(str(mailbox.url), "", False, None, 0.0, error=failed)
+    if settings.round_trip_state is not None:
+        sent = time.time() - (clock() - walk.data_done_at)
+        return asynchronous(
+            mailbox,
+            Path(settings.round_trip_state),
+            settings.lost_after,
+            walk.message_id,
+            sent,
+            deadline,
+            context,
+            transcript,
+        )
+    return synchronous(mailbox, walk.message_id, walk.data_done_at, deadline, context, transcript)
