@@ -135,7 +135,7 @@ class SmtpVerbs(Verbs):
             done = walk(self.settings, deadline, resolve=resolve)
         if self.settings.mailbox_url is None:
             return Run((TargetWalk(Target(done.host), done),), done.total)
-        from check_smtp_verbs.roundtrip.trip import after_walk
+        from check_smtp_verbs.roundtrip.run import after_walk
 
         trip = after_walk(self.settings, done, deadline)
         return Run((TargetWalk(Target(done.host), done),), done.total, round_trip=trip)
