@@ -19,7 +19,8 @@ def duration(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{decimal(round(seconds, 3))}s"
+    seconds = round(seconds, 3)
+    return f"{int(seconds) if seconds.is_integer() else decimal(seconds)}s"
 
 
 def problem(trip: RoundTrip, lost_after: float) -> tuple[nagiosplugin.state.ServiceState, str]:
