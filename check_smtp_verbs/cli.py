@@ -645,7 +645,7 @@ def build_check(settings: Settings) -> nagiosplugin.Check:
         from check_smtp_verbs.roundtrip.judge import MailboxContext
 
         judges += [
-            MailboxContext(settings.lost_after),
+            MailboxContext(settings.lost_after, settings.timeout_state),
             *time_contexts(("delivery",), settings.time_warning, settings.time_critical),
             nagiosplugin.ScalarContext("probes"),  # pending and lost: perfdata, judged above
         ]

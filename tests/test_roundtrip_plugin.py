@@ -266,6 +266,22 @@ def test_a_mailbox_server_that_is_down_is_critical_after_an_accepted_probe(
     )
 
 
+def test_a_silent_mailbox_server_gets_the_timeout_state(chain, dovecot, tmp_path):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"imaps://127.0.0.1:{silent.getsockname()[1]}"
+        args = round_trip_args(chain, dovecot, tmp_path, "-t", "2:warning")
+        args[args.index("--imap") + 1] = url
+        run = run_plugin(*args)
+    assert run.returncode == 1, run.stdout
+    assert run.status == (
+        "SMTP_VERBS WARNING - accepted by SMTP; timeout in the TLS handshake with the mailbox "
+        "127.0.0.1"
+    )
+    assert run.seconds < 3.5
+
+
 def test_an_smtp_failure_is_reported_and_no_mailbox_is_visited(chain, dovecot, tmp_path):
     args = round_trip_args(chain, dovecot, tmp_path, "-v")
     args[args.index("--rcpt") + 1] = "nosuchuser@verbs.test"

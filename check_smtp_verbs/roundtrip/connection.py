@@ -90,7 +90,7 @@ def wrap_tls(
         return handshake(sock, context, server_name, deadline)
     except DeadlineExceeded:
         raise MailboxFailed(
-            "tls", "timeout in the TLS handshake with the mailbox", timed_out=True
+            "tls", f"timeout in the TLS handshake with the mailbox {server_name}", timed_out=True
         ) from None
     except TlsError as exc:
         raise MailboxFailed("tls", f"mailbox {exc}") from None
@@ -106,3 +106,19 @@ def client_context(ca_file: str | None = None, insecure: bool = False) -> ssl.SS
 def _reason(exc: OSError) -> str:
     """The words of an OSError, without the errno number."""
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+_AWAITED = {
+    "connect": "greeting",
+    "tls": "STARTTLS reply",
+    "login": "login reply",
+    "folder": "folder's selection",
+    "search": "search results",
+    "delete": "deletion reply",
+}
+
+
+def timed_out(stage: str, protocol: str, url: MailboxURL) -> MailboxFailed:
+    """What a deadline that ran out before the waiting began says: which reply never came."""
+    awaited = _AWAITED.get(stage, "reply")
+    return MailboxFailed(stage, f"timeout waiting for the {protocol} {awaited} from {url}", True)

@@ -30,6 +30,7 @@ from check_smtp_verbs.roundtrip.connection import (
     MailboxFailed,
     Report,
     open_socket,
+    timed_out,
     wrap_tls,
 )
 from check_smtp_verbs.roundtrip.url import MailboxURL
@@ -356,7 +357,7 @@ def visit(
     except DeadlineExceeded:
         if stage in ("wait", "logout"):
             return Report(found, method, tuple(notes))
-        raise MailboxFailed(stage, f"timeout waiting for the IMAP server ({stage})", True) from None
+        raise timed_out(stage, "IMAP", url) from None
     except imaplib.IMAP4.readonly:
         raise MailboxFailed(
             "folder", f"the folder {folder} is read-only: probes could not be deleted"

@@ -23,10 +23,20 @@ def duration(seconds: float) -> str:
     return f"{int(seconds) if seconds.is_integer() else decimal(seconds)}s"
 
 
-def problem(trip: RoundTrip, lost_after: float) -> tuple[nagiosplugin.state.ServiceState, str]:
-    """The state of the round trip and, when it is not OK, the words for it."""
+def problem(
+    trip: RoundTrip,
+    lost_after: float,
+    timeout_state: nagiosplugin.state.ServiceState = nagiosplugin.Critical,
+) -> tuple[nagiosplugin.state.ServiceState, str]:
+    """The state of the round trip and, when it is not OK, the words for it.
+
+    A mailbox that did not answer in time gets the state of ``--timeout SECONDS:STATE``,
+    like a silent SMTP server; a probe that did not come is CRITICAL whatever it says:
+    the mailbox answered, the mail is what is missing.
+    """
     if trip.error is not None:
-        return nagiosplugin.Critical, f"accepted by SMTP; {trip.error}"
+        state = timeout_state if trip.error.timed_out else nagiosplugin.Critical
+        return state, f"accepted by SMTP; {trip.error}"
     if trip.lost:
         probes = "1 probe" if trip.lost == 1 else f"{trip.lost} probes"
         return (
@@ -97,10 +107,15 @@ class MailboxContext(nagiosplugin.Context):
     """The "mailbox" metric: its value is the whole RoundTrip; no perfdata of its own
     (``delivery``, ``pending`` and ``lost`` carry the numbers)."""
 
-    def __init__(self, lost_after: float) -> None:
+    def __init__(
+        self,
+        lost_after: float,
+        timeout_state: nagiosplugin.state.ServiceState = nagiosplugin.Critical,
+    ) -> None:
         super().__init__("mailbox")
         self.lost_after = lost_after
+        self.timeout_state = timeout_state
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
-        state, hint = problem(metric.value, self.lost_after)
+        state, hint = problem(metric.value, self.lost_after, self.timeout_state)
         return nagiosplugin.Result(state, hint or None, metric)

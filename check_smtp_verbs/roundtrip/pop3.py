@@ -23,6 +23,7 @@ from check_smtp_verbs.roundtrip.connection import (
     MailboxFailed,
     Report,
     open_socket,
+    timed_out,
     wrap_tls,
 )
 from check_smtp_verbs.roundtrip.url import MailboxURL
@@ -204,9 +205,7 @@ def visit(
         except DeadlineExceeded:
             if stage == "wait" or sessions > 1:  # out of time waiting: the rest is missing
                 return Report(found, "polling", tuple(notes))
-            raise MailboxFailed(
-                stage, f"timeout waiting for the POP3 server ({stage})", True
-            ) from None
+            raise timed_out(stage, "POP3", url) from None
         except poplib.error_proto as exc:
             if stage == "connect":
                 raise MailboxFailed(
