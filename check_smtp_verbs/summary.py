@@ -7,25 +7,24 @@ replaced, and cut to a length that still fits a pager or an SMS.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import nagiosplugin
 from nagiosplugin.state import ServiceState
 
 from check_smtp_verbs.steps import Run, StepResult, Walk
+from check_smtp_verbs.text import clean as text_clean
 
 if TYPE_CHECKING:
     from check_smtp_verbs.resource import Part, Verbs
 
 MAX_TEXT = 200
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f|]")
 
 
 def clean(text: str, limit: int = MAX_TEXT) -> str:
-    """Make untrusted text safe for a one-line plugin status."""
-    text = _UNSAFE.sub(lambda m: "/" if m.group() == "|" else f"\\x{ord(m.group()):02x}", text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """Make untrusted text safe for a one-line plugin status (text.py: the one sanitiser
+    of both programs, C1, line separators and bidi controls included)."""
+    return text_clean(text, limit)
 
 
 def greeting(result: StepResult) -> bool:

@@ -161,3 +161,31 @@ def test_smtplib_is_gone_from_both_programs():
             for alias in node.names
         } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert "smtplib" not in imported, path
+
+
+def test_bidi_and_line_separator_characters_from_a_server_are_escaped_in_the_status(
+    smtp_server,
+):
+    server = smtp_server(replies={"RCPT": "550 5.1.1 \u202eevil\u2028\u0085next"})
+    run = run_plugin(*server_args(server, "--from", "a@example.net", "--rcpt", "b@example.net"))
+    assert run.returncode == 2
+    assert "\\u202eevil\\u2028\\x85next" in run.status
+    assert not {"\u202e", "\u2028", "\u0085"} & set(run.stdout)
+
+
+def test_a_truncated_final_reply_then_a_close_is_not_delivered(smtp_server, tmp_path):
+    # smtplib took "250 2.0.0 Ok: que" followed by a hang-up as a complete 250 and
+    # recorded the alert as sent; a reply without its line end is no reply.
+    gateway = smtp_server(Script(replies={"DOT": b"250 2.0.0 Ok: que"}, close_after="DOT"))
+    run = run_notify(
+        *ADDRESSED,
+        "--smtp-server",
+        f"{gateway.host}:{gateway.port}",
+        "--state-file",
+        str(tmp_path / "state.json"),
+        *problem(),
+        env=notify_env(tmp_path),
+    )
+    assert run.returncode == 1
+    assert "not sent" in run.stderr
+    assert "reply line not terminated" in run.stderr

@@ -1,8 +1,9 @@
 """The throttle's rules, with the clock in the test's hand.
 
 The decision logic is tested in-process (any clock, no waiting); the same rules are
-then proven end to end through the real command with the test-only clock variable,
-including 20 processes racing for one key.
+then proven end to end through the real command with the test-only clock variable:
+20 services failing at once through a slow gateway, 50 processes racing for one key,
+and the key lock held by the test itself to show who waits for whom.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.notifier import (
     T0,
     gateway,
     notify_env,
+    parsed,
     problem,
     recovery,
     run_notify,
@@ -133,6 +135,63 @@ def test_keys_per_service_per_host_and_global():
     assert key_for(PROBLEM._replace(service=""), "service") == "mx1"
 
 
+# --- escalation (issue 11 item 13) --------------------------------------------------
+
+WARNING = PROBLEM._replace(state="WARNING")
+
+
+def test_a_warning_that_becomes_critical_inside_the_window_is_sent_once():
+    entry = _sent(Entry(), WARNING, T0)
+    worse = decide(entry, PROBLEM, "mx1/smtp-verbs", T0 + 600, HOUR, TYPES)
+    assert worse.send
+    assert worse.reason == (
+        "escalation: CRITICAL for mx1/smtp-verbs after the WARNING sent at 08:00, within 1h"
+    )
+    entry = record_sent(entry, PROBLEM, T0 + 600)
+    assert entry.problem_state == "CRITICAL"
+    assert not decide(entry, PROBLEM, "k", T0 + 900, HOUR, TYPES).send
+    calmer = record_suppressed(entry, WARNING, T0 + 1000)  # back to WARNING: throttled
+    assert not decide(entry, WARNING, "k", T0 + 1000, HOUR, TYPES).send
+    assert not decide(calmer, PROBLEM, "k", T0 + 1200, HOUR, TYPES).send  # and again: no
+
+
+def test_escalation_carries_the_suppressed_count():
+    entry = record_suppressed(_sent(Entry(), WARNING, T0), WARNING, T0 + 300)
+    assert decide(entry, PROBLEM, "k", T0 + 600, HOUR, TYPES).note == "1 suppressed since 08:05"
+
+
+def test_no_escalation_throttles_a_worse_problem_like_any_other():
+    entry = _sent(Entry(), WARNING, T0)
+    decision = decide(entry, PROBLEM, "k", T0 + 600, HOUR, TYPES, escalation=False)
+    assert not decision.send
+    assert decision.reason.startswith("throttled: ")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "escalates"),
+    [
+        ("WARNING", "CRITICAL", True),
+        ("UNKNOWN", "CRITICAL", True),
+        ("UNREACHABLE", "DOWN", True),
+        ("CRITICAL", "WARNING", False),
+        ("CRITICAL", "CRITICAL", False),
+        ("WARNING", "UNKNOWN", False),
+        ("DOWN", "DOWN", False),
+        ("", "CRITICAL", False),  # a PROBLEM without a state: nothing to compare
+        ("WARNING", "WEIRD", False),  # a state this program does not rank
+    ],
+)
+def test_which_state_changes_escalate(before, after, escalates):
+    entry = _sent(Entry(), PROBLEM._replace(state=before), T0)
+    assert decide(entry, PROBLEM._replace(state=after), "k", T0 + 60, HOUR, TYPES).send is escalates
+
+
+def test_a_state_file_written_before_escalation_existed_does_not_escalate():
+    """Its entries have no problem_state: which state was sent is unknown."""
+    entry = Entry.from_json({"last_problem": T0, "problem_open": True})
+    assert not decide(entry, PROBLEM, "k", T0 + 60, HOUR, TYPES).send
+
+
 # --- the state file ----------------------------------------------------------------
 
 
@@ -170,7 +229,7 @@ _WRITER = textwrap.dedent(
     from check_smtp_verbs.notify.throttle import Entry, StateFile
 
     store = StateFile(Path(sys.argv[1]))
-    entries = {f"host{n}/service": Entry(last_problem=float(n), suppressed=n) for n in range(3000)}
+    entries = {f"host{n}/service": Entry(suppressed=n + 1) for n in range(3000)}
     while True:
         store.save(entries)
         print("saved", flush=True)
@@ -262,17 +321,40 @@ def test_keys_are_separate_per_service_unless_told_otherwise(smtp_server, home):
     assert len(server.messages) == 5
 
 
-def test_twenty_concurrent_notifications_for_one_key_deliver_exactly_one(smtp_server, home):
-    server = smtp_server()
-    args = [*ADDRESSED, *gateway(server), "--state-file", str(home / "s.json")]
-    runs = [start_notify(*args, *problem(), env=notify_env(home)) for _ in range(20)]
+def test_twenty_services_failing_at_once_all_send_through_a_gateway_that_takes_seconds(
+    smtp_server, home
+):
+    """A mass outage (issue 11 item 1): with one lock held across delivery, these
+    queued 2 s each behind each other and half gave up waiting for the lock."""
+    server = smtp_server(delays={"DOT": 2.0})
+    args = [*ADDRESSED, *gateway(server), "--state-file", str(home / "s.json"), "-t", "8"]
+    runs = [
+        start_notify(*args, *problem(service=f"service{n}"), env=notify_env(home))
+        for n in range(20)
+    ]
     results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
     assert [code for code, _, _ in results] == [0] * 20, results
+    assert len(server.messages) == 20
+    assert {sms_text(m).split()[1] for m in server.messages} == {
+        f"mx1/service{n}" for n in range(20)
+    }
+    entries, problem_text = StateFile(home / "s.json").load()
+    assert problem_text == ""
+    assert sorted(entries) == sorted(f"mx1/service{n}" for n in range(20))
+
+
+def test_fifty_concurrent_notifications_for_one_key_deliver_exactly_one(smtp_server, home):
+    """The gateway takes a second, so the others arrive while the first is sending."""
+    server = smtp_server(delays={"DOT": 1.0})
+    args = [*ADDRESSED, *gateway(server), "--state-file", str(home / "s.json")]
+    runs = [start_notify(*args, *problem(), env=notify_env(home)) for _ in range(50)]
+    results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+    assert [code for code, _, _ in results] == [0] * 50, results
     sent = [out for _, out, _ in results if "sent PROBLEM" in out and "not sent" not in out]
     assert len(sent) == 1
     assert len(server.messages) == 1
     entries, _ = StateFile(home / "s.json").load()
-    assert entries["mx1/smtp-verbs"].suppressed == 19
+    assert entries["mx1/smtp-verbs"].suppressed == 49
 
 
 def _blocked_on(lock_path: Path) -> bool:
@@ -302,6 +384,116 @@ def test_a_run_that_waited_for_the_lock_sees_what_the_holder_sent_meanwhile(smtp
     assert waiting.returncode == 0, err
     assert "throttled" in out
     assert server.connections == 0
+
+
+def test_a_run_for_another_key_does_not_wait_while_one_key_is_sending(smtp_server, home):
+    server = smtp_server()
+    store = StateFile(home / "s.json")
+    with store, store.key_locked("mx1/smtp-verbs", 5):  # another run, mid-send for this key
+        other = _notify(server, home, T0, *problem(host="mx2"), extra=("-t", "0.5"))
+        assert other.returncode == 0, other.stderr
+        assert len(server.messages) == 1
+        assert other.seconds < 5
+        same = _notify(server, home, T0, *problem(), extra=("-t", "0.5"))
+    assert same.returncode == 1
+    assert same.stderr == (
+        f"notify_sms_mail: error: could not lock {store.lock_path} for mx1/smtp-verbs "
+        "within 5.5s: another run is sending for it\n"
+    )
+    assert len(server.messages) == 1
+
+
+def test_a_run_waiting_behind_a_sender_that_failed_sends_the_alert_itself(smtp_server, home):
+    """The sender failed and recorded nothing: the run behind it must not count
+    itself as suppressed, or the alert would be lost."""
+    server = smtp_server()
+    store = StateFile(home / "s.json")
+    args = [*ADDRESSED, *gateway(server), "--state-file", str(store.path)]
+    with store, store.key_locked("mx1/smtp-verbs", 5):  # a run sending for this key
+        waiting = start_notify(*args, *problem(), env=notify_env(home))
+        while not _blocked_on(store.lock_path):  # readiness: it is queued behind it
+            assert waiting.poll() is None, waiting.communicate()
+        assert server.connections == 0
+    out, err = waiting.communicate(timeout=60)  # ... which failed and let go
+    assert waiting.returncode == 0, err
+    assert "sent PROBLEM for mx1/smtp-verbs" in out
+    assert "(first PROBLEM for mx1/smtp-verbs)" in out
+    assert len(server.messages) == 1
+
+
+def test_a_run_waiting_behind_a_sender_that_succeeded_is_suppressed(smtp_server, home):
+    server = smtp_server()
+    store = StateFile(home / "s.json")
+    args = [*ADDRESSED, *gateway(server), "--state-file", str(store.path)]
+    with store, store.key_locked("mx1/smtp-verbs", 5):
+        waiting = start_notify(*args, *problem(), env=notify_env(home))
+        while not _blocked_on(store.lock_path):
+            assert waiting.poll() is None, waiting.communicate()
+        with store.locked(5):  # ... which sent and recorded, as _record does
+            sent = Entry(last_problem=time.time(), problem_open=True, problem_state="CRITICAL")
+            store.save({"mx1/smtp-verbs": sent})
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert out.startswith("notify_sms_mail: not sent: throttled: a PROBLEM for mx1/smtp-verbs")
+    assert server.connections == 0
+    assert StateFile(store.path).load()[0]["mx1/smtp-verbs"].suppressed == 1
+
+
+def test_recording_keeps_what_other_keys_recorded_while_this_one_was_sending(smtp_server, home):
+    """The file is read again under the store lock before writing: written from the
+    copy read before sending, it would undo every record made meanwhile."""
+    server = smtp_server(delays={"DOT": 2.0})
+    store = StateFile(home / "s.json")
+    args = [*ADDRESSED, *gateway(server), "--state-file", str(store.path)]
+    slow = start_notify(*args, *problem(), env=notify_env(home))
+    while "." not in server.received:  # it has decided, and is waiting for the gateway
+        assert slow.poll() is None, slow.communicate()
+    with store.locked(5):
+        store.save({"mx9/imap": Entry(last_problem=T0, problem_open=True)})
+    _, err = slow.communicate(timeout=60)
+    assert slow.returncode == 0, err
+    entries, _ = store.load()
+    assert sorted(entries) == ["mx1/smtp-verbs", "mx9/imap"]
+
+
+def test_a_warning_then_critical_sends_two_messages_unless_no_escalation(smtp_server, home):
+    server = smtp_server()
+    assert _notify(server, home, T0, *problem(state="WARNING")).returncode == 0
+    worse = _notify(server, home, T0 + 300, *problem())
+    assert worse.returncode == 0
+    assert (
+        "(escalation: CRITICAL for mx1/smtp-verbs after the WARNING sent at 08:00" in worse.stdout
+    )
+    assert "throttled" in _notify(server, home, T0 + 600, *problem()).stdout
+    assert [parsed(m)["Subject"] for m in server.messages] == [
+        "PROBLEM mx1/smtp-verbs WARNING",
+        "PROBLEM mx1/smtp-verbs CRITICAL",
+    ]
+    quiet = ("--no-escalation", "--state-file", str(home / "other.json"))
+    assert _notify(server, home, T0, *problem(state="WARNING"), extra=quiet).returncode == 0
+    assert "throttled" in _notify(server, home, T0 + 300, *problem(), extra=quiet).stdout
+    assert len(server.messages) == 3
+
+
+def test_gateway_text_in_the_output_is_escaped(smtp_server, home):
+    """A reply can hold ESC sequences, a right-to-left override, a NEL: shown, never obeyed."""
+    hostile = "250 2.0.0 queued \x1b[2J\u202e|gnirts\x85x"
+    server = smtp_server(replies={"DOT": hostile})
+    sent = _notify(server, home, T0, *problem())
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.endswith(": 2.0.0 queued \\x1b[2J\\u202e/gnirts\\x85x\n")
+    refusing = smtp_server(replies={"RCPT": "550 5.1.1 \u2028no \x9b31m such\u2066 phone"})
+    failed = _notify(refusing, home, T0, *problem(host="mx2"))
+    assert failed.returncode == 1
+    assert failed.stderr.endswith(
+        "RCPT TO answered 550 5.1.1 \\u2028no \\x9b31m such\\u2066 phone\n"
+    )
+    odd_host = _notify(server, home, T0, *problem(host="mx\u202e1\x852"))
+    assert odd_host.returncode == 0, odd_host.stderr
+    assert "sent PROBLEM for mx\\u202e1\\x852/smtp-verbs to " in odd_host.stdout
+    for run in (sent, failed, odd_host):
+        output = run.stdout + run.stderr
+        assert not any(char in output for char in "\x1b\x85\x9b\u202e\u2028\u2066|")
 
 
 def test_a_corrupt_state_file_does_not_stop_the_alert_and_is_rewritten(smtp_server, home):

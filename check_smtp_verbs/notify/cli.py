@@ -31,8 +31,16 @@ from check_smtp_verbs.addresses import InvalidInput
 from check_smtp_verbs.extra_opts import add_extra_opts
 from check_smtp_verbs.notify import macros, throttle
 from check_smtp_verbs.notify.macros import Notification
-from check_smtp_verbs.notify.settings import MAX_LENGTH, Auth, Server, Settings, TlsPolicy
+from check_smtp_verbs.notify.settings import (
+    MAX_LENGTH,
+    SMS_GSM_LENGTH,
+    Auth,
+    Server,
+    Settings,
+    TlsPolicy,
+)
 from check_smtp_verbs.notify.throttle import KEY_MODES
+from check_smtp_verbs.text import clean, escape
 from check_smtp_verbs.usage import Parser, UsageError
 
 if TYPE_CHECKING:  # delivery and message import smtplib/ssl/email: only when sending
@@ -46,6 +54,8 @@ TEST_CLOCK = "NOTIFY_SMS_MAIL_TEST_NOW"
 
 EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 3
 _DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() also admits "²"
+REPLY_TEXT = 200  # the most of a gateway's reply shown, escaped
+FAILURE_TEXT = 2000  # the most of the reasons of every server tried, escaped
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="notification types to send: PROBLEM, RECOVERY, ACKNOWLEDGEMENT, FLAPPING, DOWNTIME, "
         "CUSTOM (default: PROBLEM,RECOVERY)",
     )
-    a("--max-length", default="160", metavar="CHARS", help="longest message body (default: 160)")
+    a(
+        "--max-length",
+        metavar="CHARS",
+        help="longest message body, for a gateway that joins several SMS (default: one SMS, "
+        "160 GSM-7 characters, or 70 when the text needs others)",
+    )
     a(
         "--throttle",
         default="1h",
@@ -137,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="service",
         choices=KEY_MODES,
         help="throttle per host+service (default), per host, or one global window",
+    )
+    a(
+        "--no-escalation",
+        action="store_true",
+        help="throttle a worse PROBLEM (WARNING, then CRITICAL) like any other",
     )
     a(
         "--state-file",
@@ -261,6 +281,9 @@ def _validate(argv: list[str], environ: Mapping[str, str]) -> Settings:
     )
     if args.tls_ca is not None:
         inputs.ca_file(args.tls_ca, "--tls-ca")
+    max_length_given = args.max_length is not None
+    if not max_length_given:
+        args.max_length = str(SMS_GSM_LENGTH)
     max_length = int(args.max_length) if _DIGITS.fullmatch(args.max_length) else 0
     if not 20 <= max_length <= MAX_LENGTH:
         raise UsageError(
@@ -287,6 +310,8 @@ def _validate(argv: list[str], environ: Mapping[str, str]) -> Settings:
         check_command=tuple(command),
         check_timeout=_seconds(args.check_timeout, "--check-timeout"),
         macro_options=options,
+        escalation=not args.no_escalation,
+        max_length_given=max_length_given,
     )
 
 
@@ -301,11 +326,12 @@ def now(environ: Mapping[str, str]) -> float:
 
 
 def _say(line: str) -> None:
-    print(f"{PROG}: {line}", flush=True)
+    """One line on stdout; escaped whole, whatever part of it came from outside."""
+    print(f"{PROG}: {escape(line)}", flush=True)
 
 
 def _complain(line: str) -> None:
-    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+    print(f"{PROG}: {escape(line)}", file=sys.stderr, flush=True)
 
 
 def notification_for(
@@ -356,21 +382,38 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
 
     key = throttle.key_for(notification, settings.throttle_key)
     store = throttle.StateFile(settings.state_file)
+    wait = _lock_wait(settings)
     try:
-        with store.locked(settings.timeout + 5):
-            # The clock is read under the lock.  Read before it, a run that waited while
-            # another one sent and recorded would find that record later than its own
-            # "now", outside the window, and send a second message.
-            return _locked_run(settings, notification, check_state, key, store, now(environ))
+        # The key's lock is held until the outcome is recorded: a second run for this
+        # key waits here for the first one's outcome (a few seconds: one delivery),
+        # while runs for other keys go straight on.  The store lock is held only to
+        # read and, in _record, to write.
+        with store, store.key_locked(key, wait):
+            with store.locked(wait):
+                entries, problem = store.load()
+                # The clock is read under the lock.  Read before it, a run that waited
+                # while another one sent and recorded would find that record later
+                # than its own "now", outside the window, and send a second message.
+                moment = now(environ)
+            return _locked_run(
+                settings, notification, check_state, key, store, entries, problem, moment
+            )
     except throttle.LockTimeout as exc:
         _complain(f"error: {exc}")
         return EXIT_FAILED
     except throttle.StoreError as exc:
-        # No usable state directory: never lose the alert over it.  Send unthrottled,
-        # then report the set-up problem with exit 3.
+        # Raised only before the decision (_locked_run reports its own): no usable
+        # state directory or lock file.  Never lose the alert over it.  Send
+        # unthrottled, then report the set-up problem with exit 3.
         _complain(f"{exc}; sending without the throttle")
-        code = _locked_run(settings, notification, check_state, key, None, now(environ))
+        code = _locked_run(settings, notification, check_state, key, None, {}, "", now(environ))
         return code if code != EXIT_DONE or settings.dry_run else EXIT_BAD_INPUT
+
+
+def _lock_wait(settings: Settings) -> float:
+    """How long to wait for a lock: a holder of the key's lock delivers for at most
+    --timeout seconds, then records in milliseconds; 5 s cover the rest."""
+    return settings.timeout + 5
 
 
 def _locked_run(
@@ -379,16 +422,23 @@ def _locked_run(
     check_state: str | None,
     key: str,
     store: throttle.StateFile | None,
+    entries: dict[str, throttle.Entry],
+    problem: str,
     moment: float,
 ) -> int:
-    entries: dict[str, throttle.Entry] = {}
-    problem = ""
-    if store is not None:
-        entries, problem = store.load()
-        if problem:
-            _complain(problem)
+    """Decide, send, record; with ``store`` the caller holds the key's lock."""
+    if problem:
+        _complain(problem)
     entry = entries.get(key, throttle.Entry())
-    decision = throttle.decide(entry, notification, key, moment, settings.throttle, settings.types)
+    decision = throttle.decide(
+        entry,
+        notification,
+        key,
+        moment,
+        settings.throttle,
+        settings.types,
+        settings.escalation,
+    )
     if check_state is not None:
         entry = entry._replace(last_state=check_state)
 
@@ -405,22 +455,25 @@ def _locked_run(
         try:
             delivered = _deliver(settings, built)
         except delivery.DeliveryFailed as exc:
-            _complain(f"not sent: no server accepted the {notification.type} for {key}: {exc}")
+            _complain(
+                f"not sent: no server accepted the {notification.type} for {key}: "
+                f"{clean(str(exc), FAILURE_TEXT)}"
+            )
             if store is not None and (problem or check_state is not None):
                 # Nothing about the send is recorded; a corrupt file is still repaired
                 # and the check's state still remembered.
-                _save(store, entries | {key: entry})
+                _record(settings, store, key, entry)
             return EXIT_FAILED
         entry = throttle.record_sent(entry, notification, moment)
         tls = ", TLS" if delivered.tls else ""
         _say(
             f"sent {notification.type} for {key} to {settings.recipient} via {delivered.server}"
-            f"{tls} ({decision.reason}): {delivered.reply}"
+            f"{tls} ({decision.reason}): {clean(delivered.reply, REPLY_TEXT)}"
         )
     else:
         entry = throttle.record_suppressed(entry, notification, moment)
         _say(f"not sent: {decision.reason}")
-    if store is not None and not _save(store, entries | {key: entry}):
+    if store is not None and not _record(settings, store, key, entry):
         return EXIT_BAD_INPUT
     return EXIT_DONE
 
@@ -431,13 +484,23 @@ def _message(
     from check_smtp_verbs.notify import message
 
     return message.build(
-        notification, settings.sender, settings.recipient, note, settings.max_length, moment
+        notification,
+        settings.sender,
+        settings.recipient,
+        note,
+        settings.max_length,
+        moment,
+        explicit=settings.max_length_given,
     )
 
 
-def _save(store: throttle.StateFile, entries: dict[str, throttle.Entry]) -> bool:
+def _record(settings: Settings, store: throttle.StateFile, key: str, entry: throttle.Entry) -> bool:
+    """Write ``key``'s entry into the file as it is *now*: while this run was
+    sending, runs for other keys recorded theirs, which must not be undone."""
     try:
-        store.save(entries)
+        with store.locked(_lock_wait(settings)):
+            entries, _ = store.load()  # unusable: already reported; the save repairs it
+            store.save(entries | {key: entry})
     except throttle.StoreError as exc:
         _complain(str(exc))
         return False

@@ -11,6 +11,10 @@ from typing import NamedTuple
 
 MAX_LENGTH = 900
 """Longest --max-length: one 7bit body line stays far below SMTP's 998-octet limit."""
+SMS_GSM_LENGTH = 160
+"""One SMS in the GSM 7-bit alphabet, and the default --max-length."""
+SMS_UCS2_LENGTH = 70
+"""One SMS with any character outside that alphabet (UCS-2)."""
 
 
 class Server(NamedTuple):
@@ -55,3 +59,5 @@ class Settings(NamedTuple):
     check_command: tuple[str, ...]  # standalone mode when not empty
     check_timeout: float
     macro_options: dict[str, str | None]
+    escalation: bool = True  # a worse PROBLEM inside the window is sent (--no-escalation)
+    max_length_given: bool = False  # --max-length was set: no 70 for non-GSM-7 text

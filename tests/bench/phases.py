@@ -15,20 +15,22 @@ import sys
 import time
 
 PHASES = (
-    ("floor", "import nagiosplugin, smtplib"),
+    ("floor", "import nagiosplugin"),
     ("typing", "import typing (if site has not already)"),
     ("argparse", "import argparse (and gettext)"),
     ("options", "import cli, settings, addresses, codes"),
     ("parse", "build the parser, parse and validate"),
-    ("walk modules", "import probe, wire, deadline, transcript, contexts, resource, summary"),
+    (
+        "walk modules",
+        "import probe, conversation, core (client, deadline, transcript), contexts, resource, "
+        "summary",
+    ),
     ("run", "Check.main(): the walk, judging, output"),
 )
 
 
 def main() -> None:
     marks = [time.process_time()]
-    import smtplib  # noqa: F401
-
     import nagiosplugin  # noqa: F401
 
     marks.append(time.process_time())
@@ -43,7 +45,7 @@ def main() -> None:
     marks.append(time.process_time())
     settings = cli.settings_from(sys.argv[1:])
     marks.append(time.process_time())
-    from check_smtp_verbs import contexts, resource, summary  # noqa: F401
+    from check_smtp_verbs import contexts, probe, resource, summary  # noqa: F401
 
     marks.append(time.process_time())
     check = cli.build_check(settings)

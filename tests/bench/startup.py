@@ -20,11 +20,14 @@ PART = "1 cost"
 CHECK_SMTP = "/usr/lib/nagios/plugins/check_smtp"
 SENDER = "probe@verbs.test"
 RECIPIENT = "postmaster@verbs.test"
-CPU_WALL_FACTOR = 1.15
-RSS_FACTOR = 1.10
-FLOOR_CODE = "import nagiosplugin, smtplib"
+CPU_WALL_FACTOR = 1.35  # issue 10: a plaintext check against `import nagiosplugin`
+RSS_FACTOR = 1.20
+FLOOR_CODE = "import nagiosplugin"
+# The floor of the first round, when the check still imported smtplib: kept for context.
+OLD_FLOOR_CODE = "import nagiosplugin, smtplib"
 LEGEND = (
-    f"1: floor = python -c '{FLOOR_CODE}' (same interpreter); check = the check_smtp_verbs "
+    f"1: floor = python -c '{FLOOR_CODE}' (same interpreter); old floor = python -c "
+    f"'{OLD_FLOOR_CODE}' (the first round's floor, for context); check = the check_smtp_verbs "
     "console script of a compiled copy of this checkout, -f probe@verbs.test --rcpt "
     "postmaster@verbs.test against a private Postfix (banner, EHLO, MAIL, RCPT, QUIT); "
     "--help; option error = -p 99999 (exit 3); C check_smtp = Debian's check_smtp -f ... "
@@ -53,6 +56,7 @@ def commands(install: Installation, host: str, port: int) -> list[Command]:
     found = [
         Command("python -c pass", [py, "-c", "pass"], lambda c: c.status == 0),
         Command("floor", [py, "-c", FLOOR_CODE], lambda c: c.status == 0),
+        Command("old floor", [py, "-c", OLD_FLOOR_CODE], lambda c: c.status == 0),
         Command(
             "check",
             [plugin, "-H", host, "-p", str(port), "-f", SENDER, "--rcpt", RECIPIENT],
@@ -182,6 +186,7 @@ def figures(costs: Costs) -> list[Figure]:
     check_smtp_verbs ÷ check_smtp."""
     floor, check = costs["floor"], costs["check"]
     out = _context("python -c pass", costs["python -c pass"]) + _context("floor", floor)
+    out += _against("old floor", costs["old floor"], floor, "floor", targets=False)
     for name in ("check", "--help", "option error"):
         out += _against(name, costs[name], floor, "floor", targets=True)
     out.append(_extra_cpu("check", check, floor))
