@@ -391,3 +391,12 @@ def test_an_smtp_server_where_the_mailbox_should_be_is_a_one_line_failure(smtp_s
     assert str(failure.value) == (
         f"no {scheme.upper()} greeting from {url}: 220 smtpd.test ESMTP test server"
     )
+
+
+def test_the_header_looked_for_is_the_one_the_probe_carries():
+    from check_smtp_verbs import message
+    from check_smtp_verbs.roundtrip import waiting
+
+    assert waiting.PROBE_HEADER == message.PROBE_HEADER
+    raw, message_id = probe_message()
+    assert waiting.probe_id(raw, {message_id}) == message_id
