@@ -201,23 +201,29 @@ class RoundTripState:
             raise StoreError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
         outcome: list[OSError | None] = []
         done = threading.Event()
+        guard = threading.Lock()
+        abandoned: list[bool] = []
 
         def take() -> None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                outcome.append(None)
+                result: OSError | None = None
             except OSError as exc:
-                outcome.append(exc)
-            done.set()
+                result = exc
+            with guard:
+                if abandoned:  # the run gave up waiting: let go at once, for the others
+                    os.close(fd)
+                    return
+                outcome.append(result)
+                done.set()
 
         threading.Thread(target=take, name="state-lock", daemon=True).start()
-        try:
-            taken = done.wait(deadline.remaining())
-        except DeadlineExceeded:
-            taken = False
-        if not taken:
-            # The thread still waits on fd; it is left open for the short rest of the run.
-            raise StoreError(f"could not lock {self.lock_path} before the timeout")
+        with contextlib.suppress(DeadlineExceeded):  # no time left: do not wait at all
+            done.wait(deadline.remaining())
+        with guard:
+            if not outcome:
+                abandoned.append(True)  # the thread closes fd if flock() ever returns
+                raise StoreError(f"could not lock {self.lock_path} before the timeout")
         if outcome[0] is not None:
             os.close(fd)
             raise StoreError(f"cannot lock {self.lock_path}: {outcome[0].strerror}")
