@@ -1,5 +1,5 @@
 """Lets ``python -m check_smtp_verbs`` behave exactly like the console script."""
 
-from check_smtp_verbs.cli import main
+from check_smtp_verbs.entry import check
 
-main()
+check()

@@ -8,7 +8,7 @@ the reply, and records what happened as a StepResult.  It judges nothing beyond
 
 from __future__ import annotations
 
-import socket
+import _socket  # the C module under socket: see core/deadline.py
 from typing import TYPE_CHECKING
 
 from check_smtp_verbs.core.client import Client, ConnectionClosed, InvalidReply, OutOfSync, Reply
@@ -217,10 +217,10 @@ class Conversation:
 
 def _reason(exc: OSError) -> str:
     """A short, lower-case reason such as "connection refused" for an OSError."""
-    if isinstance(exc, socket.gaierror):
+    if isinstance(exc, _socket.gaierror):
         return (
             "name does not resolve"
-            if exc.errno in (socket.EAI_NONAME, socket.EAI_NODATA)
+            if exc.errno in (_socket.EAI_NONAME, _socket.EAI_NODATA)
             else (exc.strerror or str(exc)).lower()
         )
     text = exc.strerror or str(exc) or type(exc).__name__

@@ -10,7 +10,6 @@ opened without blocking, must be a regular file, and is read up to a fixed size.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterable, Mapping
 
@@ -22,8 +21,6 @@ MAX_SECRET = 16384
 
 MAX_CA_FILE = 1 << 20
 """A CA bundle: Debian's whole ca-certificates.crt is about 220 KiB."""
-
-_DIGITS = re.compile(r"[0-9]{1,5}")  # ASCII only: str.isdigit() also admits "²"
 
 
 def read_regular_file(path: str, option: str, limit: int) -> bytes:
@@ -112,10 +109,10 @@ def ca_file(path: str, option: str = "--ca-file") -> str:
 
 def default_helo() -> str:
     """check_smtp's default: this machine's host name, when it is a usable HELO name."""
-    import socket
+    import _socket  # gethostname() without the socket module's enums (core/deadline.py)
 
     try:
-        return addresses.helo_name(socket.gethostname())
+        return addresses.helo_name(_socket.gethostname())
     except addresses.InvalidInput:
         return "localhost"
 
@@ -123,7 +120,8 @@ def default_helo() -> str:
 def port(value: str, option: str, *, allow_zero: bool = False) -> int:
     """A TCP port: ASCII digits only (``int("²")`` would fail, ``"²".isdigit()`` is True)."""
     low = 0 if allow_zero else 1
-    if _DIGITS.fullmatch(value) and low <= int(value) <= 65535:
+    # ASCII digits only: str.isdigit() alone also admits "²"
+    if 0 < len(value) <= 5 and value.isascii() and value.isdigit() and low <= int(value) <= 65535:
         return int(value)
     raise UsageError(f"{option} must be a number from {low} to 65535, not {value!r}")
 

@@ -8,8 +8,8 @@ options without the validation around them.
 
 from __future__ import annotations
 
+import _socket  # the constants only, without the socket module's enums
 import argparse
-import socket
 
 from check_smtp_verbs import __version__
 from check_smtp_verbs.extra_opts import add_extra_opts
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--use-ipv4",
         dest="family",
         action="store_const",
-        const=socket.AF_INET,
+        const=_socket.AF_INET,
         default=0,
         help="connect over IPv4 only",
     )
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--use-ipv6",
         dest="family",
         action="store_const",
-        const=socket.AF_INET6,
+        const=_socket.AF_INET6,
         help="connect over IPv6 only",
     )
     a(

@@ -25,9 +25,24 @@ UNSAFE_CHARACTERS = (
 )
 """A regex character class body: every character that must never be shown raw."""
 
-_UNSAFE = re.compile(f"[{UNSAFE_CHARACTERS}|]")
-_CONTROL = re.compile(f"[{UNSAFE_CHARACTERS}]")
 TRUNCATED = "..."
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(with_bar: bool) -> re.Pattern[str]:
+    """The unsafe-character class, compiled on first use: almost every text a check
+    shows is plain printable ASCII, which never needs it (see _plain), and compiling
+    this class costs more than the rest of a status line's work."""
+    key = "bar" if with_bar else "control"
+    if key not in _compiled:
+        _compiled[key] = re.compile(f"[{UNSAFE_CHARACTERS}{'|' if with_bar else ''}]")
+    return _compiled[key]
+
+
+def _plain(text: str) -> bool:
+    """No unsafe character can be in ``text``: every one of them is non-printable to
+    str.isprintable() (controls, format and separator characters, surrogates)."""
+    return text.isprintable()
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -43,7 +58,7 @@ def escape(text: str) -> str:
     included): for whole lines of a program's own output, where ``|`` is no
     separator and nothing needs cutting, but a host name may still hold a bidi
     override."""
-    return _CONTROL.sub(_escape, text)
+    return text if _plain(text) else _pattern(False).sub(_escape, text)
 
 
 def clean(text: str, limit: int) -> str:
@@ -54,7 +69,8 @@ def clean(text: str, limit: int) -> str:
     never splits an escape (a dangling ``\\x1`` would misstate what the server sent).
     The result is a fixed point: ``clean(clean(t, n), n) == clean(t, n)``.
     """
-    shown = _UNSAFE.sub(_escape, text)
+    unsafe = _pattern(True) if "|" in text or not _plain(text) else None
+    shown = text if unsafe is None else unsafe.sub(_escape, text)
     if len(shown) <= limit:
         return shown
     if limit <= len(TRUNCATED):
@@ -62,7 +78,7 @@ def clean(text: str, limit: int) -> str:
     budget = limit - len(TRUNCATED)
     pieces: list[str] = []
     start = 0
-    for match in _UNSAFE.finditer(text):
+    for match in unsafe.finditer(text) if unsafe is not None else ():
         plain = text[start : match.start()]
         escape = _escape(match)
         if len(plain) >= budget:

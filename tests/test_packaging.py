@@ -185,8 +185,8 @@ def test_wheel_holds_every_module_and_both_console_scripts(built: dict[str, Path
     assert modules <= names, sorted(modules - names)
     assert not [name for name in names if name.startswith(("tests/", "contrib/"))]
     assert f"check_smtp_verbs-{VERSION}.dist-info/LICENSE" in names
-    assert b"check_smtp_verbs = check_smtp_verbs.cli:main" in entry_points
-    assert b"notify_sms_mail = check_smtp_verbs.notify.cli:main" in entry_points
+    assert b"check_smtp_verbs = check_smtp_verbs.entry:check" in entry_points
+    assert b"notify_sms_mail = check_smtp_verbs.entry:notify" in entry_points
 
 
 def test_wheel_metadata_is_what_an_index_renders(built: dict[str, Path]) -> None:

@@ -33,7 +33,6 @@ from check_smtp_verbs.core.deadline import clock
 MAX_REPLY_LINES = 1000
 MAX_LINE = 8192  # smtplib's limit, kept so long replies fail the same way they always did
 _LINE = re.compile(rb"([2-5][0-5][0-9])([ -]?)(.*?)\r?\n", re.DOTALL)
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 Record = Callable[[str], None]
 
@@ -103,7 +102,7 @@ def _show(raw: bytes) -> str:
 def dot_stuff(message: bytes) -> bytes:
     """The message as DATA sends it: CRLF line ends kept, leading dots doubled
     (RFC 5321 4.5.2), a final CRLF ensured and the terminating ``.`` line added."""
-    data = _LEADING_DOT.sub(b"..", message)
+    data = re.sub(rb"^\.", b"..", message, flags=re.MULTILINE)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
@@ -116,10 +115,17 @@ def parse_extensions(reply: Reply) -> dict[str, str]:
     """
     extensions: dict[str, str] = {}
     for line in reply.lines[1:]:
-        match = re.match(r"([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =](.*))?$", line)
-        if match is None:
+        keyword, _, parameters = line.partition(" ")
+        keyword, equals, rest = keyword.partition("=")  # the old "AUTH=LOGIN" form
+        if equals:
+            parameters = f"{rest} {parameters}"
+        if (
+            not keyword[:1].isalnum()
+            or not keyword.replace("-", "").isascii()
+            or not (keyword.replace("-", "").isalnum())
+        ):
             continue
-        keyword, parameters = match.group(1).lower(), (match.group(2) or "").strip()
+        keyword, parameters = keyword.lower(), parameters.strip()
         if keyword == "auth" and keyword in extensions:
             parameters = f"{extensions[keyword]} {parameters}".strip()
         extensions[keyword] = parameters

@@ -5,11 +5,19 @@ few hundred milliseconds keeps a "1 second" read alive for as long as it likes. 
 check promises that ``--timeout`` bounds the *whole* run, so every receive, send,
 connect and name look-up is given only the time that is left, measured on a monotonic
 clock.  Nothing in here sleeps.
+
+The sockets are built on ``_socket``, the C module under the standard ``socket``
+module, on purpose: importing ``socket`` turns every AF_*, SOCK_*, MSG_* and AI_*
+constant into an IntEnum and loads ``selectors`` — a few milliseconds of every check
+for names nobody reads.  ``socket.socket`` is a thin Python subclass of
+``_socket.socket``; what this module uses (connect, recv, sendall, timeouts,
+getaddrinfo) is the C class's own.  The TLS path imports ``ssl``, which brings the
+full ``socket`` module anyway.
 """
 
 from __future__ import annotations
 
-import socket
+import _socket
 import threading
 import time
 from typing import Any, Callable
@@ -18,7 +26,7 @@ clock = time.perf_counter  # monotonic on every platform we run on, and the fine
 
 
 class DeadlineExceeded(Exception):
-    """Raised instead of socket.timeout so smtplib cannot mistake it for a disconnect.
+    """Raised instead of socket.timeout, so that no caller can mistake it for a network error.
 
     smtplib turns every OSError into SMTPServerDisconnected; this is deliberately not an
     OSError, so it travels untouched up to the step that was waiting.
@@ -53,7 +61,7 @@ class DeadlineBound:
 
     A mixin, so the plain TCP socket and the TLS socket (tls.py) share one rule: each
     call gets only the time left, and running out is DeadlineExceeded, never a plain
-    socket.timeout that smtplib would report as a disconnect.
+    socket.timeout that a caller could take for a network error.
     """
 
     deadline: Deadline
@@ -62,14 +70,14 @@ class DeadlineBound:
         self.settimeout(self.deadline.remaining())  # type: ignore[attr-defined]
         try:
             return super().recv_into(buffer, nbytes, flags)  # type: ignore[misc]
-        except socket.timeout:
+        except _socket.timeout:
             raise DeadlineExceeded from None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         self.settimeout(self.deadline.remaining())  # type: ignore[attr-defined]
         try:
             return super().recv(bufsize, flags)  # type: ignore[misc]
-        except socket.timeout:
+        except _socket.timeout:
             raise DeadlineExceeded from None
 
     def recv_now(self, bufsize: int) -> bytes | None:
@@ -89,18 +97,18 @@ class DeadlineBound:
         self.settimeout(self.deadline.remaining())  # type: ignore[attr-defined]
         try:
             return super().send(data, flags)  # type: ignore[misc]
-        except socket.timeout:
+        except _socket.timeout:
             raise DeadlineExceeded from None
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         self.settimeout(self.deadline.remaining())  # type: ignore[attr-defined]
         try:
             super().sendall(data, flags)  # type: ignore[misc]
-        except socket.timeout:
+        except _socket.timeout:
             raise DeadlineExceeded from None
 
 
-class DeadlineSocket(DeadlineBound, socket.socket):
+class DeadlineSocket(DeadlineBound, _socket.socket):
     """A TCP socket whose every receive and send is bounded by the deadline."""
 
 
@@ -120,15 +128,17 @@ def resolve(host: str, port: int, family: int, deadline: Deadline) -> list[AddrI
     # An ASCII name or address is its own IDNA form, so it goes in as bytes.
     name: str | bytes = host.encode("ascii") if host.isascii() else host
     try:  # an IP address needs no look-up: no thread, no waiting
-        return socket.getaddrinfo(name, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
-    except socket.gaierror:
+        return _socket.getaddrinfo(
+            name, port, family, _socket.SOCK_STREAM, 0, _socket.AI_NUMERICHOST
+        )
+    except _socket.gaierror:
         pass
     outcome: list[Any] = []
     done = threading.Event()
 
     def look_up() -> None:
         try:
-            outcome.append(socket.getaddrinfo(name, port, family, socket.SOCK_STREAM))
+            outcome.append(_socket.getaddrinfo(name, port, family, _socket.SOCK_STREAM))
         except OSError as exc:
             outcome.append(exc)
         done.set()
@@ -149,7 +159,7 @@ def connect(address: AddrInfo, deadline: Deadline) -> DeadlineSocket:
     try:
         sock.settimeout(deadline.remaining())
         sock.connect(sockaddr)
-    except socket.timeout:
+    except _socket.timeout:
         sock.close()
         raise DeadlineExceeded from None
     except BaseException:

@@ -81,7 +81,7 @@ def commands(install: Installation, host: str, port: int) -> list[Command]:
     # The same two without site: no .pth hooks, which on some machines import typing,
     # pathlib and more before the first line of any program (see docs/benchmarks.md).
     lean = f"import sys; sys.path[:0] = {[str(install.lib), *install.site_packages]!r}; "
-    check_code = "from check_smtp_verbs.cli import main; sys.exit(main())"
+    check_code = "from check_smtp_verbs.entry import check; check()"
     found += [
         Command("floor, python -S", [py, "-S", "-c", lean + FLOOR_CODE], lambda c: c.status == 0),
         Command(
