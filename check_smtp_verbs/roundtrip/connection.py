@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 from check_smtp_verbs.core.deadline import (
     Deadline,
+    DeadlineBound,
     DeadlineExceeded,
-    DeadlineSocket,
     connect,
     resolve,
 )
@@ -58,7 +58,16 @@ class Report(NamedTuple):
     notes: tuple[str, ...]  # what the user should know (probes left flagged, ...)
 
 
-def open_socket(url: MailboxURL, deadline: Deadline) -> DeadlineSocket:
+class MailboxSocket(DeadlineBound, socket.socket):
+    """The deadline-bound TCP socket as a full ``socket.socket``.
+
+    core.deadline builds its sockets on the C ``_socket.socket`` to spare every check
+    the ``socket`` module; imaplib and poplib need ``makefile()``, which only the
+    Python class has.  This path imports ``ssl`` (and so ``socket``) anyway.
+    """
+
+
+def open_socket(url: MailboxURL, deadline: Deadline) -> MailboxSocket:
     """A TCP connection to the first address of ``url.host`` that answers."""
     try:
         addresses = resolve(url.host, url.port, socket.AF_UNSPEC, deadline)
@@ -69,7 +78,10 @@ def open_socket(url: MailboxURL, deadline: Deadline) -> DeadlineSocket:
     problem = "no address"
     for address in addresses:
         try:
-            return connect(address, deadline)
+            raw = connect(address, deadline)
+            sock = MailboxSocket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+            sock.deadline = deadline
+            return sock
         except DeadlineExceeded:
             raise MailboxFailed(
                 "connect", f"timeout connecting to the mailbox {url}", timed_out=True
