@@ -197,6 +197,47 @@ class AuthOptions(NamedTuple):
     allow_plaintext_auth: bool
 
 
+class ProtectionOptions(NamedTuple):
+    """--dane and --mta-sts: what the domain promises senders, checked as they check it."""
+
+    dane: str | None
+    mta_sts: str | None
+
+
+def protection_options(args: argparse.Namespace) -> ProtectionOptions:
+    """Validate --dane/--mta-sts; with --mx they imply STARTTLS on every MX host.
+
+    Implied STARTTLS is "optional": whether a host without it fails is DANE's or
+    MTA-STS's verdict (a host with TLSA records or under an enforced policy must offer
+    it, others need not); -S makes it required as usual.  Runs before tls_options, so
+    that --ca-file and --sni count as TLS options here.
+    """
+    if args.mta_sts is not None and args.mx is None:
+        raise UsageError("--mta-sts needs --mx DOMAIN: a policy belongs to a mail domain")
+    if args.dane is not None and args.mx is None and args.starttls is None and not args.tls:
+        raise UsageError("--dane needs TLS: -S/--starttls, --tls or --mx DOMAIN")
+    if args.dane is not None and args.hostname is not None and _is_address(args.hostname):
+        raise UsageError("--dane needs a host name: TLSA records belong to names (RFC 7672)")
+    if args.mta_sts is not None and args.insecure:
+        raise UsageError("--mta-sts checks certificates as senders do: drop --insecure")
+    if args.dane is not None and args.lmtp:
+        raise UsageError("--dane is for SMTP servers (RFC 7672), not LMTP")
+    asked = args.dane is not None or args.mta_sts is not None
+    if asked and args.mx is not None and args.starttls is None and not args.tls:
+        args.starttls = "optional"
+    return ProtectionOptions(args.dane, args.mta_sts)
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def tls_options(args: argparse.Namespace) -> TlsOptions:
     if args.starttls is not None and args.tls:
         raise UsageError("use either -S/--starttls or --tls, not both")
@@ -479,6 +520,7 @@ def _validate(args: argparse.Namespace) -> Settings:
         recipients = tuple(addresses.mailbox(r, "--rcpt") for r in args.recipients)
     except addresses.InvalidInput as exc:
         raise UsageError(str(exc)) from None
+    protection = protection_options(args)
     tls = tls_options(args)
     auth = auth_options(args, tls)
     default_port = 465 if args.tls else 25
@@ -595,6 +637,8 @@ def _validate(args: argparse.Namespace) -> Settings:
         mailbox_starttls=round_trip.mailbox_starttls,
         round_trip_state=round_trip.round_trip_state,
         lost_after=round_trip.lost_after,
+        dane=protection.dane,
+        mta_sts=protection.mta_sts,
     )
     if args.quit_after is not None:
         settings = settings._replace(quit_after=_quit_after(args.quit_after, settings))
@@ -630,6 +674,15 @@ def build_check(settings: Settings) -> nagiosplugin.Check:
         ),
         CertificateContext(settings.cert_days_warning, settings.cert_days_critical),
     ]
+    if settings.dane is not None or settings.mta_sts is not None:
+        from check_smtp_verbs.contexts import PlainContext, VerdictContext
+
+        judges += [
+            VerdictContext("dane"),
+            VerdictContext("mta_sts"),
+            VerdictContext("tlsrpt"),
+            PlainContext("mta_sts_days"),
+        ]
     if settings.mx is not None:
         from check_smtp_verbs.mx_check import DnsContext, MxSummary, MxVerbs
 

@@ -235,3 +235,34 @@ class CertificateContext(nagiosplugin.Context):
             low(self.warning_days),
             low(self.critical_days),
         )
+
+
+class VerdictContext(nagiosplugin.Context):
+    """DANE, MTA-STS and TLS-RPT: their modules already weigh the facts against the RFCs
+    and say the state and the words (dane.judge, mta_sts.judge, tlsrpt.judge); here the
+    state becomes nagiosplugin's and the words the result's hint."""
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        from check_smtp_verbs.settings import STATES
+
+        state, text = verdict_of(metric.value)
+        return nagiosplugin.Result(STATES[state], text, metric)
+
+
+def verdict_of(value: object) -> tuple[str, str]:
+    """(state, text) of a DaneReport, an StsReport or a TlsRpt record."""
+    verdict = getattr(value, "verdict", None)
+    if verdict is not None:
+        return verdict.state, verdict.text
+    from check_smtp_verbs import tlsrpt
+
+    return tlsrpt.judge(value)  # type: ignore[arg-type]
+
+
+class PlainContext(nagiosplugin.Context):
+    """A number for the graphs only (mta_sts_max_age_days): always OK, printed plainly."""
+
+    def performance(
+        self, metric: nagiosplugin.Metric, resource: object
+    ) -> nagiosplugin.Performance:
+        return nagiosplugin.Performance(metric.name, days_text(metric.value), "", None, None, 0)

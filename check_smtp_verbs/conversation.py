@@ -9,7 +9,7 @@ the reply, and records what happened as a StepResult.  It judges nothing beyond
 from __future__ import annotations
 
 import _socket  # the C module under socket: see core/deadline.py
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from check_smtp_verbs.core.client import Client, ConnectionClosed, InvalidReply, OutOfSync, Reply
 from check_smtp_verbs.core.deadline import (
@@ -51,6 +51,8 @@ class Conversation:
         self.usable = False  # connected, and the last reply was complete and valid
         self.tls: TlsFacts | None = None  # set by a successful TLS handshake
         self.skipped: set[str] = set()  # names of steps that turned out not to apply
+        self.dane_lookup: Any = None  # --dane: the TLSA look-up (core.dns.TlsaLookup)
+        self.dane: Any = None  # --dane: the verdict on the chain (dane.DaneReport)
         if settings.auth_secret is not None:
             transcript.add_secret(settings.auth_secret.reveal())
         if settings.mailbox_secret is not None:  # no output may show it, from either side

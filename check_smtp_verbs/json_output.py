@@ -57,6 +57,10 @@ def walk_document(
         document["message_id"] = walk.message_id
     if walk.tls is not None:  # what the TLS handshake showed
         document["tls"] = _plain(walk.tls)
+    if walk.pkix_error is not None:  # --mta-sts: PKIX failed, the walk went on unverified
+        document["pkix_error"] = walk.pkix_error
+    if walk.dane is not None:  # --dane: the TLSA look-up, each record's fate, the verdict
+        document["dane"] = dane_document(walk.dane, states.get(prefix + "dane", "OK"))
     if transcript:
         document["transcript"] = [f"{e.direction}: {e.text}" for e in walk.transcript.entries]
     return document
@@ -108,6 +112,27 @@ def document(check: nagiosplugin.Check, resource: Verbs, settings: Settings) -> 
         if lookup is not None:
             entry["mx_preference"] = target.preference
         out["hosts"].append(entry)
+    if run.mta_sts is not None:
+        found = run.mta_sts.found
+        out["mta_sts"] = {
+            "domain": found.domain,
+            "state": labels.get("mta_sts", "OK"),
+            "text": run.mta_sts.verdict.text,
+            "found": found.state,
+            "id": None if found.txt is None else found.txt.id,
+            "policy": None if found.policy is None else _plain(found.policy),
+            "problems": list(run.mta_sts.verdict.problems),
+            "error": found.error,
+            "seconds": round(found.seconds, 6),
+        }
+    if run.tlsrpt is not None:
+        out["tlsrpt"] = {
+            "domain": run.tlsrpt.domain,
+            "state": labels.get("tlsrpt", "OK"),
+            "found": run.tlsrpt.state,
+            "rua": list(run.tlsrpt.rua),
+            "error": run.tlsrpt.error,
+        }
     out["total_seconds"] = round(run.total, 6)
     if run.round_trip is not None:  # --imap/--pop3
         from check_smtp_verbs.roundtrip import judge
@@ -122,6 +147,35 @@ def document(check: nagiosplugin.Check, resource: Verbs, settings: Settings) -> 
             ]
         out["round_trip"] = trip
     return out
+
+
+def dane_document(report: Any, state: str) -> dict[str, Any]:
+    found, verdict = report.lookup, report.verdict
+    records = []
+    if verdict.result is not None:
+        records = [
+            {
+                "record": str(v.record),
+                "usage": v.record.usage,
+                "selector": v.record.selector,
+                "matching_type": v.record.mtype,
+                "state": v.state,
+                "reason": v.reason,
+                "depth": v.depth,
+            }
+            for v in verdict.result.verdicts
+        ]
+    matched = None if verdict.result is None else verdict.result.matched
+    return {
+        "state": state,
+        "text": verdict.text,
+        "lookup": found.state,
+        "tlsa_name": found.owner,
+        "reference_names": list(found.names),
+        "matched": None if matched is None else str(matched),
+        "records": records,
+        "error": found.error,
+    }
 
 
 def emit(doc: dict[str, Any], exit_code: int) -> NoReturn:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 from check_smtp_verbs.core.deadline import Deadline, clock
 from check_smtp_verbs.core.dns import MxHost, lookup, make_resolver, resolve_with
@@ -38,6 +39,17 @@ def walk_all(settings: Settings) -> Run:
     """Look up the MX hosts, then walk them all at once; each walk ends by the deadline."""
     started = clock()
     deadline = Deadline(settings.timeout, start=started)
+    side: list[tuple[Any, Any]] = []
+    side_thread = None
+    if settings.mta_sts is not None or settings.dane is not None:
+        from check_smtp_verbs import mta_sts
+
+        side_thread = threading.Thread(
+            target=lambda: side.append(mta_sts.domain_lookups(settings, deadline)),
+            name="mta-sts",
+            daemon=True,
+        )
+        side_thread.start()
     resolver = make_resolver(settings.resolver)
     found = lookup(settings.host, settings.family, resolver, deadline)
     resolve = resolve_with(resolver)
@@ -45,7 +57,12 @@ def walk_all(settings: Settings) -> Run:
 
     def run(index: int, host: MxHost) -> None:
         own = deadline.within(settings.timeout)  # its own clock, never past the run's end
-        walks[index] = walk(settings._replace(host=host.name), own, resolve)
+        mine = settings._replace(host=host.name)
+        walks[index] = walk(mine, own, resolve)
+        if settings.mta_sts is not None and settings.starttls == "optional":
+            from check_smtp_verbs import mta_sts
+
+            walks[index] = mta_sts.again_without_pkix(walks[index], mine, own, resolve)
 
     threads = [
         threading.Thread(target=run, args=(n, host), name=f"mx {host.name}", daemon=True)
@@ -60,7 +77,17 @@ def walk_all(settings: Settings) -> Run:
         TargetWalk(target(host), w if w is not None else _unfinished(settings, host))
         for w, host in zip(walks, found.hosts)
     )
-    return Run(done, clock() - started, found)
+    if side_thread is None:
+        return Run(done, clock() - started, found)
+    side_thread.join(max(0.0, deadline.end - clock()) + 1.0)
+    policy, reporting = side[0] if side else (None, None)
+    sts = None
+    if policy is not None:
+        from check_smtp_verbs import mta_sts
+
+        walked = [(w.target.name, w.walk) for w in done]
+        sts = mta_sts.report(policy, walked, settings.mta_sts == "required")
+    return Run(done, clock() - started, found, sts, reporting)
 
 
 def _unfinished(settings: Settings, host: MxHost) -> Walk:

@@ -16,6 +16,7 @@ from check_smtp_verbs.extra_opts import add_extra_opts
 from check_smtp_verbs.settings import (
     AUTH_MECHANISMS,
     DEFAULT_EXPECT,
+    PROTECTION_MODES,
     STARTTLS_MODES,
     TIMED,
     TLS_VERSIONS,
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tls_options(p)
     _add_auth_options(p)
     _add_round_trip_options(p)
+    _add_dane_options(p)
     return p
 
 
@@ -195,6 +197,28 @@ def _add_tls_options(p: argparse.ArgumentParser) -> None:
         "(perfdata cert_days); alone, implies -S as in check_smtp",
     )
     g("--tls-min-version", choices=TLS_VERSIONS, help="a lower negotiated TLS version is CRITICAL")
+
+
+def _add_dane_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "DANE and MTA-STS", "(see docs/dane-mta-sts.md; --resolver should be a validating resolver)"
+    ).add_argument
+    g(
+        "--dane",
+        nargs="?",
+        const="yes",
+        choices=PROTECTION_MODES,
+        help="match the certificate against the host's DNSSEC-signed TLSA records (RFC 7672); "
+        "'required': no TLSA records is CRITICAL (needs -S, --tls or --mx)",
+    )
+    g(
+        "--mta-sts",
+        nargs="?",
+        const="yes",
+        choices=PROTECTION_MODES,
+        help="check the domain's MTA-STS policy against its MX hosts (RFC 8461); 'required': "
+        "no policy is CRITICAL (needs --mx; --ca-file also applies to the policy host)",
+    )
 
 
 def _add_auth_options(p: argparse.ArgumentParser) -> None:

@@ -104,6 +104,7 @@ def secure_steps(settings: Settings) -> list[Step]:
 
         greeting = "LHLO" if settings.lmtp else "EHLO"
 
+        steps += dane_steps(settings)
         steps += [
             _step(
                 "starttls", "starttls", "STARTTLS", "the STARTTLS reply", settings, secure.starttls
@@ -132,6 +133,20 @@ def secure_steps(settings: Settings) -> list[Step]:
             )
         )
     return steps
+
+
+def dane_steps(settings: Settings) -> list[Step]:
+    """--dane: the TLSA look-up, just before TLS (its answer decides how to verify)."""
+    if settings.dane is None:
+        return []
+    from check_smtp_verbs import dane
+
+    owner = f"_{settings.port}._tcp.{settings.host}"
+    return [
+        Step(
+            "tlsa", "tlsa", f"TLSA {owner}", f"the TLSA records at {owner}", None, dane.lookup_step
+        )
+    ]
 
 
 def command_steps(settings: Settings, before: list[Step]) -> list[Step]:
@@ -216,7 +231,7 @@ def data_steps(settings: Settings) -> list[Step]:
 
 def steps_of(settings: Settings) -> list[Step]:
     """(TLS handshake,) banner and plan, cut after the last step of --quit-after's verb."""
-    before = [handshake_step(settings)] if settings.implicit_tls else []
+    before = [*dane_steps(settings), handshake_step(settings)] if settings.implicit_tls else []
     steps = [*before, banner_step(settings), *plan(settings)]
     if settings.quit_after is None:
         return steps
@@ -292,6 +307,10 @@ def walk(settings: Settings, deadline: Deadline | None = None, resolve: Resolve 
                 results.append(conversation.run(quit_))
     finally:
         conversation.close()
+    if settings.dane is not None:
+        from check_smtp_verbs import dane
+
+        conversation.dane = dane.after_walk(conversation, results)
     return Walk(
         settings.host,
         settings.port,
@@ -301,5 +320,6 @@ def walk(settings: Settings, deadline: Deadline | None = None, resolve: Resolve 
         transcript,
         conversation.tls,
         conversation.message_id,
-        conversation.data_done_at,
+        conversation.dane,
+        data_done_at=conversation.data_done_at,
     )

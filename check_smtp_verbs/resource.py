@@ -61,6 +61,22 @@ def account(
         if certificate is not None:
             parts[certificate.name] = Part(index)
             out.append(certificate)
+        if walk.dane is not None:  # --dane: judged in contexts.VerdictContext
+            parts[prefix + "dane"] = Part(index)
+            out.append(nagiosplugin.Metric(prefix + "dane", walk.dane, context="dane"))
+    if run.mta_sts is not None:
+        parts["mta_sts"] = Part(None)
+        out.append(nagiosplugin.Metric("mta_sts", run.mta_sts, context="mta_sts"))
+        policy = run.mta_sts.found.policy
+        if policy is not None:
+            days = round(policy.max_age_days, 3)
+            parts["mta_sts_max_age_days"] = Part(None)
+            out.append(
+                nagiosplugin.Metric("mta_sts_max_age_days", days, min=0, context="mta_sts_days")
+            )
+    if run.tlsrpt is not None:
+        parts["tlsrpt"] = Part(None)
+        out.append(nagiosplugin.Metric("tlsrpt", run.tlsrpt, context="tlsrpt"))
     alone = len(run.walks) == 1 and not run.several
     trip = run.round_trip
     if trip is not None:  # --imap/--pop3 (judged in roundtrip/judge.py)

@@ -46,8 +46,13 @@ def handshake(conversation: Conversation) -> tuple[str, ...]:
     # TLS: the STARTTLS command-injection attack (CVE-2011-0411 and kin).  Refuse.
     if not settings.implicit_tls and client.waiting():
         raise StepFailed("the server sent data after its STARTTLS reply, before TLS began")
+    verify = not settings.insecure
+    if settings.dane is not None:
+        from check_smtp_verbs import dane
+
+        verify = verify and not dane.authenticates(conversation)
     try:
-        context = tls.client_context(settings.ca_file, verify=not settings.insecure)
+        context = tls.client_context(settings.ca_file, verify=verify)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise StepFailed(f"cannot load the CA file {settings.ca_file}: {reason}") from None
@@ -61,8 +66,10 @@ def handshake(conversation: Conversation) -> tuple[str, ...]:
         raise
     client.attach(sock)  # a fresh session: nothing learnt before STARTTLS is trusted
     usable = not settings.implicit_tls  # before the banner, a QUIT would only read the banner
+    if settings.dane is not None:
+        dane.after_handshake(conversation, sock)
     try:
-        facts = tls.facts(sock, not settings.insecure, server_name)
+        facts = tls.facts(sock, verify, server_name)
     except ImportError:
         raise StepFailed(
             "cannot read the certificate: the Python package cryptography is not installed",

@@ -35,10 +35,11 @@ DEFAULT_EXPECT: dict[str, str] = {
 }
 
 # Every label that can carry a time: the verbs plus the parts of the walk without a reply
-# ("tls" is the TLS handshake).
-TIMED = ("connect", "tls", *DEFAULT_EXPECT, "total")
+# ("tls" is the TLS handshake, "tlsa" the TLSA look-up of --dane).
+TIMED = ("connect", "tlsa", "tls", *DEFAULT_EXPECT, "total")
 
 STARTTLS_MODES = ("required", "optional")
+PROTECTION_MODES = ("yes", "required")  # --dane / --mta-sts; bare: "yes"
 AUTH_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2")
 TLS_VERSIONS = ("1.2", "1.3")
 
@@ -132,6 +133,9 @@ class Settings(NamedTuple):
     mailbox_starttls: str = "required"
     round_trip_state: str | None = None  # asynchronous mode's state file
     lost_after: float = 3600.0  # seconds after which a probe not found is lost
+    # DANE and MTA-STS (dane.py, mta_sts.py): None, "yes" or "required"
+    dane: str | None = None
+    mta_sts: str | None = None
 
     @property
     def uses_tls(self) -> bool:

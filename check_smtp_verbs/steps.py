@@ -75,6 +75,9 @@ class Walk(NamedTuple):
     transcript: Transcript
     tls: TlsFacts | None = None  # what the TLS handshake showed, if there was one
     message_id: str | None = None  # of the --data message, when one was sent
+    dane: Any = None  # --dane: dane.DaneReport (the TLSA look-up and the verdict)
+    pkix_error: str | None = None  # --mta-sts: why PKIX failed (the walk was then repeated
+    # without verification, so that the policy's mode, not the walk, judges the failure)
     data_done_at: float | None = None  # core.deadline.clock() when the final dot was answered
 
 
@@ -106,6 +109,8 @@ class Run(NamedTuple):
     walks: tuple[TargetWalk, ...]
     total: float
     lookup: Lookup | None = None  # --mx: the MX look-up of the domain
+    mta_sts: Any = None  # --mta-sts: mta_sts.StsReport (policy and verdict)
+    tlsrpt: Any = None  # --dane/--mta-sts with --mx: tlsrpt.TlsRpt
     round_trip: RoundTrip | None = None  # --imap/--pop3: what the mailbox showed
 
     @property

@@ -79,11 +79,14 @@ def tls_lines(walk: Walk) -> list[str]:
     from check_smtp_verbs.core.tls import days_left, when
 
     bits = f" ({facts.bits} bits)" if facts.bits else ""
-    check = (
-        f"chain and name verified for {facts.server_name}"
-        if facts.verified
-        else "not verified (--insecure)"
-    )
+    if facts.verified:
+        check = f"chain and name verified for {facts.server_name}"
+    elif walk.pkix_error is not None:
+        check = f"not PKIX-valid ({walk.pkix_error}), so walked again without verification"
+    elif walk.dane is not None and walk.dane.lookup.state == "secure":
+        check = "not verified by PKIX: DANE authenticates it (see DANE below)"
+    else:
+        check = "not verified (--insecure)"
     lines = [f"TLS: {facts.version}, cipher {facts.cipher}{bits}, certificate {check}"]
     leaf = facts.leaf
     if leaf is not None:
@@ -101,6 +104,44 @@ def tls_lines(walk: Walk) -> list[str]:
         )
     # scrubbed before cutting, so that no cut can split a secret past the scrubber
     return [clean(walk.transcript.scrub(line), 600) for line in lines]
+
+
+def dane_lines(walk: Walk) -> list[str]:
+    """-v: the DANE verdict and what became of each TLSA record."""
+    report = walk.dane
+    if report is None:
+        return []
+    lines = [report.verdict.text]
+    result = report.verdict.result
+    if result is not None:
+        for verdict in result.verdicts:
+            depth = "" if verdict.depth is None else f", certificate depth {verdict.depth}"
+            lines.append(
+                f"  TLSA {verdict.record.short(16)}: {verdict.state} ({verdict.reason}{depth})"
+            )
+    return [clean(walk.transcript.scrub(line), 600) for line in lines]
+
+
+def policy_lines(run: Run) -> list[str]:
+    """-v: the MTA-STS policy (id, mode, patterns, max_age) and the TLS-RPT record."""
+    lines = []
+    if run.mta_sts is not None:
+        found = run.mta_sts.found
+        policy = found.policy
+        if found.txt is not None and found.txt.id is not None:
+            lines.append(f"MTA-STS TXT _mta-sts.{found.domain}: id={found.txt.id}")
+        if policy is not None:
+            lines.append(
+                f"MTA-STS policy: mode {policy.mode}, max_age {policy.max_age}s "
+                f"({policy.max_age_days:g} days), mx: {', '.join(policy.mx) or '(none)'}"
+            )
+        lines.append(run.mta_sts.verdict.text)
+    if run.tlsrpt is not None:
+        if run.tlsrpt.state == "present":
+            lines.append(f"TLS-RPT _smtp._tls.{run.tlsrpt.domain}: rua={','.join(run.tlsrpt.rua)}")
+        else:
+            lines.append(f"TLS-RPT: {run.tlsrpt.error}")
+    return [clean(line, 600) for line in lines]
 
 
 def transcript_lines(walk: Walk) -> list[str]:
@@ -155,7 +196,7 @@ def describe(part: Part | None, result: nagiosplugin.Result) -> str:
     if metric.context == "reply":
         # a hint says why an expected reply is still not OK (the banner lacks -e TEXT)
         return clean(result.hint) if result.hint else reply_problem(metric.value)
-    if metric.context in ("cert_days", "mailbox"):
+    if metric.context in ("cert_days", "dane", "mta_sts", "tlsrpt", "mailbox"):
         return clean(result.hint)
     return clean(f"{what(part, metric.name)} took {metric.value:.3f}s ({result.hint})")
 
@@ -209,9 +250,10 @@ def ok(run: Run, parts: dict[str, Part], results: nagiosplugin.Results) -> str:
     if not run.several:
         walk = run.walks[0].walk
         broken = _broken(walk)
-        certificate = next(
-            (r.hint for r in results if r.metric is not None and r.metric.context == "cert_days"),
-            "",
+        certificate = ", ".join(
+            r.hint
+            for r in results
+            if r.metric is not None and r.metric.context in ("cert_days", "dane") and r.hint
         )
         if broken is not None:
             return reply_problem(broken)
@@ -228,7 +270,25 @@ def ok(run: Run, parts: dict[str, Part], results: nagiosplugin.Results) -> str:
         broken = _broken(walk)
         if broken is not None:
             line += f"; {target.name}: {broken.error}"
+    line += protection_line(run)
     return clean(line, 1000)
+
+
+def protection_line(run: Run) -> str:
+    """What --dane and --mta-sts found, for the OK line of --mx: a count and the policy."""
+    text = ""
+    checked = [w.walk.dane for w in run.walks if w.walk.dane is not None]
+    published = [r for r in checked if r.lookup.state == "secure"]
+    if checked and not published:
+        text += "; DANE: no MX host has DNSSEC-signed TLSA records"
+    elif published:
+        matched = sum(1 for report in published if report.verdict.state == "ok")
+        text += f"; DANE: {matched} of {len(published)} MX hosts match their TLSA records"
+        if len(checked) > len(published):
+            text += f" ({len(checked) - len(published)} without)"
+    if run.mta_sts is not None:
+        text += f"; {run.mta_sts.verdict.text}"
+    return text
 
 
 def step_lines(walk: Walk, states: dict[str, ServiceState], prefix: str = "") -> list[str]:
@@ -259,6 +319,7 @@ def verbose(
     lines = []
     if run.lookup is not None:
         lines.append(f"MX look-up of {run.lookup.domain}: {run.lookup.seconds:.6f}s")
+    lines += policy_lines(run)
     labels = label_states(results)
     states = walk_states(run, parts, results)
     for (target, walk), state in zip(run.walks, states):
@@ -267,6 +328,7 @@ def verbose(
             lines.append(f"{target.name}{preference}: {str(state).upper()}")
         lines += step_lines(walk, labels, target.prefix)
         lines += tls_lines(walk)
+        lines += dane_lines(walk)
         if verbosity >= 3:
             lines += transcript_lines(walk)
     if run.round_trip is not None:

@@ -71,8 +71,28 @@ def console_scripts() -> dict[str, str]:
 _WRAPPER = """\
 #!{python}
 # Written by tests/schedulers.py: the console script {name!r}, run from the checkout.
+# The run is recorded however the program ends: sys.exit(), or os._exit() after its
+# output is flushed (the console scripts leave that way, see check_smtp_verbs/entry.py).
 import json, os, sys
 sys.path.insert(0, {root!r})
+
+
+def record(code):
+    entry = {{"program": {name!r}, "argv": sys.argv[1:], "exit": code}}
+    entry["env"] = {{k: v for k, v in os.environ.items() if k.startswith("NAGIOS_")}}
+    with open({log!r}, "a", encoding="utf-8") as log:
+        log.write(json.dumps(entry) + "\\n")
+
+
+real_exit = os._exit
+
+
+def record_and_exit(status):
+    record(status)
+    real_exit(status)
+
+
+os._exit = record_and_exit
 code = 0
 try:
     from {module} import {function}
@@ -80,11 +100,7 @@ try:
     code = result if isinstance(result, int) else 0
 except SystemExit as done:
     code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-finally:
-    record = {{"program": {name!r}, "argv": sys.argv[1:], "exit": code}}
-    record["env"] = {{k: v for k, v in os.environ.items() if k.startswith("NAGIOS_")}}
-    with open({log!r}, "a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\\n")
+record(code)
 sys.exit(code)
 """
 

@@ -104,9 +104,7 @@ def test_only_the_console_scripts_turn_the_collector_off():
     assert done.stdout.split() == ["True", "False"]
 
 
-def test_the_console_script_flushes_its_output_into_a_file_before_it_leaves(
-    smtp_server, tmp_path
-):
+def test_the_console_script_flushes_its_output_into_a_file_before_it_leaves(smtp_server, tmp_path):
     server = smtp_server()
     out = tmp_path / "out.txt"
     with out.open("w") as stdout:
