@@ -400,3 +400,117 @@ def test_the_header_looked_for_is_the_one_the_probe_carries():
     assert waiting.PROBE_HEADER == message.PROBE_HEADER
     raw, message_id = probe_message()
     assert waiting.probe_id(raw, {message_id}) == message_id
+
+
+class LoginOnlyImapServer:
+    """A scripted IMAP server on loopback that offers LOGIN and no AUTH=PLAIN (as some
+    servers do), records what it received, and accepts one password."""
+
+    def __init__(self, password: str) -> None:
+        self.password = password
+        self.received: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection, connection.makefile("rwb") as stream:
+            stream.write(b"* OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] scripted ready\r\n")
+            stream.flush()
+            for line in stream:
+                self.received.append(line)
+                tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+                command = rest.split(b" ", 1)[0].upper()
+                if command == b"CAPABILITY":
+                    reply = b"* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n" + tag + b" OK done\r\n"
+                elif command == b"LOGIN":
+                    quoted = '"' + self.password.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                    ok = rest.endswith(b" " + quoted.encode())
+                    reply = tag + (
+                        b" OK logged in\r\n" if ok else b" NO [AUTHENTICATIONFAILED] no\r\n"
+                    )
+                elif command == b"SELECT":
+                    reply = b"* 0 EXISTS\r\n" + tag + b" OK [READ-WRITE] selected\r\n"
+                elif command == b"UID":
+                    reply = b"* SEARCH\r\n" + tag + b" OK searched\r\n"
+                elif command == b"LOGOUT":
+                    stream.write(b"* BYE bye\r\n" + tag + b" OK logged out\r\n")
+                    stream.flush()
+                    return
+                else:
+                    reply = tag + b" BAD unknown\r\n"
+                stream.write(reply)
+                stream.flush()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("accepted", [True, False], ids=["accepted", "refused"])
+def test_login_without_auth_plain_is_quoted_and_never_recorded(accepted):
+    password = 'p"a\\ss-w0rd'
+    server = LoginOnlyImapServer(password)
+    transcript = Transcript()
+    url = parse(f"imap://127.0.0.1:{server.port}", "imap")
+    try:
+        if accepted:
+            report = imap.visit(
+                url,
+                "probe user",
+                password,
+                {"<x@y>"},
+                Deadline(5),
+                transcript,
+                client_context(),
+                starttls="optional",
+                wait=False,
+            )
+            assert report.found == {}
+        else:
+            with pytest.raises(MailboxFailed) as failure:
+                imap.visit(
+                    url,
+                    "probe user",
+                    password + "x",
+                    {"<x@y>"},
+                    Deadline(5),
+                    transcript,
+                    client_context(),
+                    starttls="optional",
+                    wait=False,
+                )
+            assert failure.value.stage == "login"
+    finally:
+        server.close()
+    logins = [line for line in server.received if b" LOGIN " in line]
+    assert logins and logins[0].split(b" ", 2)[2].startswith(b'"probe user" "p\\"a\\\\ss')
+    recorded = [entry.text for entry in transcript.entries if " LOGIN " in entry.text]
+    assert recorded == [recorded[0].split(" LOGIN ")[0] + ' LOGIN "probe user" <redacted>']
+    text = "\n".join(entry.text for entry in transcript.entries)
+    assert "a\\\\ss" not in text and 'p"a' not in text and "w0rd" not in text
+
+
+def test_login_cannot_carry_a_non_ascii_password_and_says_so():
+    server = LoginOnlyImapServer("x")
+    url = parse(f"imap://127.0.0.1:{server.port}", "imap")
+    try:
+        with pytest.raises(MailboxFailed) as failure:
+            imap.visit(
+                url,
+                "probe",
+                UNICODE_SECRET,
+                {"<x@y>"},
+                Deadline(5),
+                Transcript(),
+                client_context(),
+                starttls="optional",
+                wait=False,
+            )
+    finally:
+        server.close()
+    assert str(failure.value) == (
+        "the IMAP server offers only LOGIN, which cannot carry a non-ASCII user name or password"
+    )
