@@ -114,7 +114,7 @@ class Settings(NamedTuple):
     auth_user: str | None = None
     auth_secret: Secret | None = None
     allow_plaintext_auth: bool = False
-    # Send-through, LMTP, custom verbs, PROXY, MX and JSON (see README)
+    # Send-through, LMTP, custom verbs, PROXY, MX and JSON (docs/send-through-mx-json.md)
     data: bool = False
     subject: str = "check_smtp_verbs monitoring probe"
     quit_after: str | None = None  # a verb after which the walk stops and says QUIT
