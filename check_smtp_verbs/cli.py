@@ -32,6 +32,7 @@ from check_smtp_verbs.usage import UsageError
 
 if TYPE_CHECKING:  # -C/-R/--command-expect load their module only when given
     from check_smtp_verbs.commands import Command
+    from check_smtp_verbs.roundtrip.url import MailboxURL
 
 __all__ = ["PROG", "UsageError", "build_check", "build_parser", "main", "settings_from"]
 
@@ -254,10 +255,12 @@ def tls_options(args: argparse.Namespace) -> TlsOptions:
             raise UsageError("--starttls-required contradicts -S optional")
         starttls = "required"
     uses_tls = starttls is not None or args.tls
+    # the mailbox of --imap/--pop3 is verified with --ca-file/--insecure too
+    mailbox = args.imap is not None or args.pop3 is not None
     for option, given in (
         ("--sni", args.sni),
-        ("--ca-file", args.ca_file),
-        ("--insecure", args.insecure or None),
+        ("--ca-file", None if mailbox else args.ca_file),
+        ("--insecure", None if mailbox else (args.insecure or None)),
         ("--tls-min-version", args.tls_min_version),
         ("--tls-max-version", args.tls_max_version),
         ("--forbid-tls-version", args.forbid_tls_version or None),
@@ -397,6 +400,111 @@ def refusal_options(args: argparse.Namespace, tls: TlsOptions) -> RefusalOptions
     )
 
 
+class RoundTripOptions(NamedTuple):
+    """The round trip's part of Settings: a mailbox comes with its user and password."""
+
+    mailbox_url: MailboxURL | None = None
+    mailbox_user: str | None = None
+    mailbox_secret: Secret | None = None
+    mailbox_folder: str = "INBOX"
+    mailbox_starttls: str = "required"
+    round_trip_state: str | None = None
+    lost_after: float = 3600.0
+    delivery_warning: nagiosplugin.Range | None = None
+    delivery_critical: nagiosplugin.Range | None = None
+
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str, option: str) -> float:
+    """Seconds, or a number with s, m, h or d: ``--lost-after 1h``."""
+    match = _DURATION.fullmatch(value.strip().lower())
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else 0.0
+    if not match or not 0 < seconds <= 30 * 86400:
+        raise UsageError(
+            f"{option} wants a duration like 3600, 90m or 1h (at most 30d), not {value!r}"
+        )
+    return seconds
+
+
+def round_trip_options(args: argparse.Namespace) -> RoundTripOptions:
+    """--imap or --pop3 with a user and a password from a file or the environment."""
+    given = {
+        protocol: [
+            getattr(args, f"{protocol}{suffix}")
+            for suffix in ("", "_user", "_password_file", "_password_env")
+        ]
+        for protocol in ("imap", "pop3")
+    }
+    given["imap"].append(args.imap_folder)
+    used = [protocol for protocol, values in given.items() if any(v is not None for v in values)]
+    if len(used) > 1:
+        raise UsageError("use either the --imap or the --pop3 options, not both")
+    if not used:
+        for option, value in (
+            ("--mailbox-starttls", args.mailbox_starttls),
+            ("--delivery-warning", args.delivery_warning),
+            ("--delivery-critical", args.delivery_critical),
+            ("--round-trip-state", args.round_trip_state),
+            ("--lost-after", args.lost_after),
+        ):
+            if value is not None:
+                raise UsageError(f"{option} needs --imap or --pop3")
+        return RoundTripOptions()
+    protocol = used[0]
+    text, user, password_file, password_env = given[protocol][:4]
+    if text is None:
+        raise UsageError(f"--{protocol}-* options need --{protocol} URL")
+    from check_smtp_verbs.roundtrip.url import parse
+
+    try:
+        url = parse(text, protocol)
+    except ValueError as exc:
+        raise UsageError(f"--{protocol}: {exc}") from None
+    if not user:
+        raise UsageError(f"--{protocol} needs --{protocol}-user")
+    if any(c in user for c in "\0\r\n"):
+        raise UsageError(f"--{protocol}-user contains a control character")
+    if password_file is not None and password_env is not None:
+        raise UsageError(
+            f"give the {protocol.upper()} password one way only, "
+            f"not --{protocol}-password-file and --{protocol}-password-env"
+        )
+    if password_file is not None:
+        secret = inputs.secret_from_file(password_file, f"--{protocol}-password-file")
+    elif password_env is not None:
+        secret = inputs.secret_from_env(password_env, os.environ, f"--{protocol}-password-env")
+    else:
+        raise UsageError(
+            f"--{protocol} needs the password: --{protocol}-password-file or "
+            f"--{protocol}-password-env (never on the command line)"
+        )
+    folder = "INBOX" if args.imap_folder is None else args.imap_folder
+    if not folder.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in folder):
+        raise UsageError("--imap-folder is empty or contains a control character")
+    if args.lost_after is not None and args.round_trip_state is None:
+        raise UsageError("--lost-after needs --round-trip-state")
+    return RoundTripOptions(
+        mailbox_url=url,
+        mailbox_user=user,
+        mailbox_secret=Secret(secret),
+        mailbox_folder=folder,
+        mailbox_starttls=args.mailbox_starttls or "required",
+        round_trip_state=args.round_trip_state,
+        lost_after=3600.0
+        if args.lost_after is None
+        else _duration(args.lost_after, "--lost-after"),
+        delivery_warning=None
+        if args.delivery_warning is None
+        else _range(args.delivery_warning, "--delivery-warning"),
+        delivery_critical=None
+        if args.delivery_critical is None
+        else _range(args.delivery_critical, "--delivery-critical"),
+    )
+
+
 def _commands(args: argparse.Namespace) -> tuple[Command, ...]:
     """-C and --command-expect in command-line order; the n-th -R goes with the n-th -C."""
     if not args.commands and not args.responses:
@@ -532,9 +640,28 @@ def _validate(args: argparse.Namespace) -> Settings:
     if args.critical is not None:
         time_critical["total"] = _range(args.critical, "--critical")
 
+    round_trip = round_trip_options(args)
+    data = args.data
+    if round_trip.mailbox_url is not None:
+        option = f"--{round_trip.mailbox_url.protocol}"
+        if args.mx is not None:
+            raise UsageError(f"{option} needs -H: the round trip follows one server, not --mx")
+        if args.all_addresses:
+            raise UsageError(
+                f"{option} follows one probe through one server: not with --all-addresses"
+            )
+        if not recipients:
+            raise UsageError(f"{option} needs --rcpt: the mailbox's address, to send the probe to")
+        if args.quit_after is not None and args.quit_after.strip().lower() not in ("dot", "quit"):
+            raise UsageError(f"{option} needs the probe sent: drop --quit-after {args.quit_after}")
+        data = True  # the round trip is the fate of the --data probe
+        if round_trip.delivery_warning is not None:
+            time_warning["delivery"] = round_trip.delivery_warning
+        if round_trip.delivery_critical is not None:
+            time_critical["delivery"] = round_trip.delivery_critical
     if args.lmtp and args.helo_only:
         raise UsageError("--lmtp and --helo-only exclude each other: LMTP has only LHLO")
-    if args.data and not recipients:
+    if data and not recipients:
         raise UsageError("--data needs at least one --rcpt")
     proxy_source = None
     if args.proxy_source is not None:
@@ -581,7 +708,7 @@ def _validate(args: argparse.Namespace) -> Settings:
         auth_user=auth.auth_user,
         auth_secret=auth.auth_secret,
         allow_plaintext_auth=auth.allow_plaintext_auth,
-        data=args.data,
+        data=data,
         subject=args.subject,
         lmtp=args.lmtp,
         commands=commands,
@@ -590,6 +717,13 @@ def _validate(args: argparse.Namespace) -> Settings:
         mx=host if args.mx is not None else None,
         resolver=_resolver(args.resolver),
         json=args.json,
+        mailbox_url=round_trip.mailbox_url,
+        mailbox_user=round_trip.mailbox_user,
+        mailbox_secret=round_trip.mailbox_secret,
+        mailbox_folder=round_trip.mailbox_folder,
+        mailbox_starttls=round_trip.mailbox_starttls,
+        round_trip_state=round_trip.round_trip_state,
+        lost_after=round_trip.lost_after,
         dane=protection.dane,
         mta_sts=protection.mta_sts,
         all_addresses=refusal.all_addresses,
@@ -656,6 +790,14 @@ def build_check(settings: Settings) -> nagiosplugin.Check:
             *time_contexts(("dns",), settings.time_warning, settings.time_critical),
             MxSummary(mx_resource, settings.verbosity),
         )
+    if settings.mailbox_url is not None:
+        from check_smtp_verbs.roundtrip.judge import MailboxContext
+
+        judges += [
+            MailboxContext(settings.lost_after, settings.timeout_state),
+            *time_contexts(("delivery",), settings.time_warning, settings.time_critical),
+            nagiosplugin.ScalarContext("probes"),  # pending and lost: perfdata, judged above
+        ]
     from check_smtp_verbs.resource import AddressVerbs, SmtpVerbs
     from check_smtp_verbs.summary import VerbsSummary
 

@@ -44,6 +44,7 @@ class Conversation:
         self.data_mode = False  # after a 3xx to DATA: anything sent now is message text
         self.message_sent_at: float | None = None
         self.message_id: str | None = None
+        self.data_done_at: float | None = None  # clock() when the final dot was answered
         self.client = Client(None, transcript.client, transcript.server)
         self.transcript = transcript
         self.address: str | None = None
@@ -54,6 +55,8 @@ class Conversation:
         self.dane: Any = None  # --dane: the verdict on the chain (dane.DaneReport)
         if settings.auth_secret is not None:
             transcript.add_secret(settings.auth_secret.reveal())
+        if settings.mailbox_secret is not None:  # no output may show it, from either side
+            transcript.add_secret(settings.mailbox_secret.reveal())
 
     def _timeout_text(self, awaited: str) -> str:
         return f"timeout after {self.settings.timeout:g}s waiting for {awaited}"
@@ -160,6 +163,7 @@ class Conversation:
         self.data_mode = False
         self.client.message(probe.data, shown)
         self.message_sent_at = self.client.sent_at
+        self.data_done_at = self.client.replied_at  # where the round trip's delivery starts
 
     def next_reply(self) -> None:
         """One more reply to the same dot (LMTP), timed from when the message was sent."""

@@ -163,6 +163,18 @@ def document(check: nagiosplugin.Check, resource: Verbs, settings: Settings) -> 
             for found in run.addresses
         ]
     out["total_seconds"] = round(run.total, 6)
+    if run.round_trip is not None:  # --imap/--pop3
+        from check_smtp_verbs.roundtrip import judge
+
+        trip = judge.document(run.round_trip, labels.get("mailbox", "OK"))
+        for name in ("delivery", "pending", "lost"):  # their own thresholds may be worse
+            if _ORDER.index(labels.get(name, "OK")) > _ORDER.index(str(trip["state"])):
+                trip["state"] = labels[name]
+        if settings.verbosity >= 3 and run.round_trip.transcript is not None:
+            trip["transcript"] = [
+                f"{e.direction}: {e.text}" for e in run.round_trip.transcript.entries
+            ]
+        out["round_trip"] = trip
     return out
 
 

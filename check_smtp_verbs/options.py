@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("-V", "--version", action="version", version=f"{PROG} {__version__}")
     _add_tls_options(p)
     _add_auth_options(p)
+    _add_round_trip_options(p)
     _add_dane_options(p)
     _add_refusal_options(p)
     return p
@@ -386,4 +387,53 @@ def _add_refusal_options(p: argparse.ArgumentParser) -> None:
         "--starttls-required",
         action="store_true",
         help="MAIL FROM before STARTTLS must be refused (5xx); accepted is CRITICAL; implies -S",
+    )
+
+
+def _add_round_trip_options(p: argparse.ArgumentParser) -> None:
+    """The round trip (docs/round-trip.md): after DATA, find the probe in the mailbox."""
+    g = p.add_argument_group(
+        "round trip",
+        "prove that the --data probe reached the mailbox; implies --data; "
+        "TLS verified with --ca-file/--insecure like SMTP",
+    ).add_argument
+    g(
+        "--imap",
+        metavar="URL",
+        help="mailbox to find the probe in: imaps://HOST[:PORT] or imap://HOST[:PORT] (STARTTLS)",
+    )
+    g("--imap-user", metavar="USER", help="IMAP login name")
+    g("--imap-password-file", metavar="FILE", help="read the IMAP password from FILE")
+    g("--imap-password-env", metavar="NAME", help="take the IMAP password from variable NAME")
+    g("--imap-folder", metavar="FOLDER", help="folder the probe is filed in (default: INBOX)")
+    g(
+        "--pop3",
+        metavar="URL",
+        help="or a POP3 mailbox: pop3s://HOST[:PORT] or pop3://HOST[:PORT] (STLS)",
+    )
+    g("--pop3-user", metavar="USER", help="POP3 login name")
+    g("--pop3-password-file", metavar="FILE", help="read the POP3 password from FILE")
+    g("--pop3-password-env", metavar="NAME", help="take the POP3 password from variable NAME")
+    g(
+        "--mailbox-starttls",
+        choices=STARTTLS_MODES,
+        help="for imap:// and pop3://: 'optional' logs in without TLS when the server "
+        "offers none (default: required)",
+    )
+    g(
+        "--delivery-warning",
+        metavar="RANGE",
+        help="warning range for the seconds from the end of DATA to the probe in the mailbox",
+    )
+    g("--delivery-critical", metavar="RANGE", help="critical range for the delivery seconds")
+    g(
+        "--round-trip-state",
+        metavar="FILE",
+        help="asynchronous: send one probe per run, collect earlier ones, remember them in FILE",
+    )
+    g(
+        "--lost-after",
+        metavar="DURATION",
+        help="with --round-trip-state: a probe not found this long is lost, CRITICAL "
+        "(seconds, or with s/m/h/d; default: 1h)",
     )

@@ -423,6 +423,7 @@ def walk(settings: Settings, deadline: Deadline | None = None, resolve: Resolve 
         conversation.tls,
         conversation.message_id,
         conversation.dane,
+        data_done_at=conversation.data_done_at,
         version_probes=probes,
     )
 
@@ -449,6 +450,7 @@ def version_probe(
         starttls_required=False,
         dane=None,
         mta_sts=None,
+        mailbox_url=None,
         quit_after="starttls",
     )
     done = walk(only, deadline, resolve)

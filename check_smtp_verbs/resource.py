@@ -86,6 +86,19 @@ def account(
         parts[name] = Part(None)
         out.append(nagiosplugin.Metric(name, addresses, context="addresses"))
     alone = len(run.walks) == 1 and not run.several
+    trip = run.round_trip
+    if trip is not None:  # --imap/--pop3 (judged in roundtrip/judge.py)
+        parts["mailbox"] = Part(None)
+        out.append(nagiosplugin.Metric("mailbox", trip, context="mailbox"))
+        if trip.delivery is not None:
+            parts["delivery"] = Part(None)
+            out.append(
+                nagiosplugin.Metric("delivery", trip.delivery, "s", min=0, context="time_delivery")
+            )
+        if trip.pending is not None and trip.lost is not None:
+            for name, count in (("pending", trip.pending), ("lost", trip.lost)):
+                parts[name] = Part(None)
+                out.append(nagiosplugin.Metric(name, count, min=0, context="probes"))
     parts["total"] = Part(0 if alone else None)
     out.append(nagiosplugin.Metric("total", run.total, "s", min=0, context="time_total"))
     return out, parts
@@ -141,13 +154,21 @@ class SmtpVerbs(Verbs):
     """-H: one walk to one host."""
 
     def execute(self) -> Run:
+        from check_smtp_verbs.core.deadline import Deadline, clock
         from check_smtp_verbs.probe import walk
 
+        started = clock()
+        deadline = Deadline(self.settings.timeout, start=started)  # the round trip's too
         if self.settings.resolver is None:
-            done = walk(self.settings)
+            done = walk(self.settings, deadline)
         else:  # -H NAME looked up through --resolver, as --mx does
             from check_smtp_verbs.core import dns
 
             resolve = dns.resolve_with(dns.make_resolver(self.settings.resolver))
-            done = walk(self.settings, resolve=resolve)
-        return Run((TargetWalk(Target(done.host), done),), done.total)
+            done = walk(self.settings, deadline, resolve=resolve)
+        if self.settings.mailbox_url is None:
+            return Run((TargetWalk(Target(done.host), done),), done.total)
+        from check_smtp_verbs.roundtrip.run import after_walk
+
+        trip = after_walk(self.settings, done, deadline)
+        return Run((TargetWalk(Target(done.host), done),), done.total, round_trip=trip)

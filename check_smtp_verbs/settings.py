@@ -15,6 +15,7 @@ from check_smtp_verbs.codes import CodeSet
 
 if TYPE_CHECKING:  # only -C/-R/--command-expect load the module (cli.py)
     from check_smtp_verbs.commands import Command
+    from check_smtp_verbs.roundtrip.url import MailboxURL  # only --imap/--pop3 load it
 
 # What each verb must answer when nothing else is said (RFC 5321 4.3.2).
 DEFAULT_EXPECT: dict[str, str] = {
@@ -117,7 +118,7 @@ class Settings(NamedTuple):
     auth_user: str | None = None
     auth_secret: Secret | None = None
     allow_plaintext_auth: bool = False
-    # Send-through, LMTP, custom verbs, PROXY, MX and JSON (see README)
+    # Send-through, LMTP, custom verbs, PROXY, MX and JSON (docs/send-through-mx-json.md)
     data: bool = False
     subject: str = "check_smtp_verbs monitoring probe"
     quit_after: str | None = None  # a verb after which the walk stops and says QUIT
@@ -128,6 +129,14 @@ class Settings(NamedTuple):
     mx: str | None = None  # a mail domain whose every MX host is walked
     resolver: tuple[str, int] | None = None  # DNS server for --mx; None: the system's
     json: bool = False
+    # The round trip (roundtrip/): the mailbox the probe must reach, and how to get in.
+    mailbox_url: MailboxURL | None = None
+    mailbox_user: str | None = None
+    mailbox_secret: Secret | None = None
+    mailbox_folder: str = "INBOX"
+    mailbox_starttls: str = "required"
+    round_trip_state: str | None = None  # asynchronous mode's state file
+    lost_after: float = 3600.0  # seconds after which a probe not found is lost
     # DANE and MTA-STS (dane.py, mta_sts.py): None, "yes" or "required"
     dane: str | None = None
     mta_sts: str | None = None

@@ -17,6 +17,7 @@ from check_smtp_verbs.core.transcript import Transcript
 if TYPE_CHECKING:
     from check_smtp_verbs.core.dns import Lookup
     from check_smtp_verbs.core.tls import TlsFacts
+    from check_smtp_verbs.roundtrip.trip import RoundTrip
 
 Send = Callable[[Any], object]  # called with the Conversation that runs the step
 
@@ -91,6 +92,7 @@ class Walk(NamedTuple):
     dane: Any = None  # --dane: dane.DaneReport (the TLSA look-up and the verdict)
     pkix_error: str | None = None  # --mta-sts: why PKIX failed (the walk was then repeated
     # without verification, so that the policy's mode, not the walk, judges the failure)
+    data_done_at: float | None = None  # core.deadline.clock() when the final dot was answered
     version_probes: tuple[VersionProbe, ...] = ()  # --forbid-tls-version, one per version
 
 
@@ -125,6 +127,7 @@ class Run(NamedTuple):
     lookup: Lookup | None = None  # --mx: the MX look-up of the domain
     mta_sts: Any = None  # --mta-sts: mta_sts.StsReport (policy and verdict)
     tlsrpt: Any = None  # --dane/--mta-sts with --mx: tlsrpt.TlsRpt
+    round_trip: RoundTrip | None = None  # --imap/--pop3: what the mailbox showed
     # --all-addresses: each host's families.AddressRun (its A/AAAA look-ups), in host
     # order; typed loosely because this leaf module may import none of the walk's modules
     addresses: tuple[Any, ...] | None = None

@@ -206,6 +206,8 @@ def count(run: Run, states: list[ServiceState]) -> str:
 
 def what(part: Part | None, name: str) -> str:
     """What a time metric measured, in words."""
+    if name == "delivery":  # the round trip: end of DATA to the probe in the mailbox
+        return "delivery to the mailbox"
     if part is None:
         return name
     if part.step is not None:
@@ -219,7 +221,7 @@ def describe(part: Part | None, result: nagiosplugin.Result) -> str:
     if metric.context == "reply" or metric.context in OWN_WORDS:
         # a hint says why an expected reply is still not OK (the banner lacks -e TEXT)
         return clean(result.hint) if result.hint else reply_problem(metric.value)
-    if metric.context in ("cert_days", "dane", "mta_sts", "tlsrpt"):
+    if metric.context in ("cert_days", "dane", "mta_sts", "tlsrpt", "mailbox"):
         return clean(result.hint)
     return clean(f"{what(part, metric.name)} took {metric.value:.3f}s ({result.hint})")
 
@@ -278,7 +280,14 @@ def ok(run: Run, parts: dict[str, Part], results: nagiosplugin.Results) -> str:
             for r in results
             if r.metric is not None and r.metric.context in ("cert_days", "dane") and r.hint
         )
-        return reply_problem(broken) if broken is not None else ok_line(walk, certificate)
+        if broken is not None:
+            return reply_problem(broken)
+        line = ok_line(walk, certificate)
+        if run.round_trip is not None:
+            from check_smtp_verbs.roundtrip.judge import outcome
+
+            line = clean(f"{line}; {outcome(run.round_trip)}", 1000)
+        return line
     states = walk_states(run, parts, results)
     subject = run.lookup.domain if run.lookup is not None else run.walks[0].walk.host
     line = f"{subject}: {count(run, states)}: {_targets(run)} in {run.total:.3f}s"
@@ -355,6 +364,10 @@ def verbose(
         lines += dane_lines(walk)
         if verbosity >= 3:
             lines += transcript_lines(walk)
+    if run.round_trip is not None:
+        from check_smtp_verbs.roundtrip import judge
+
+        lines += [clean(line, 600) for line in judge.lines(run.round_trip, verbosity)]
     return lines
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.certs import TestCertificates
 from tests.dnsd import DNSTestServer, zone_of
+from tests.dovecot import PrivateDovecot, find_dovecot
 from tests.plugin import need
 from tests.postfix import PrivatePostfix, find_postfix
 from tests.schedulers import find_program
@@ -177,3 +178,19 @@ def mx_hosts(
         return dns, servers, ["--resolver", dns.address, "-p", str(port)]
 
     return start
+
+
+@pytest.fixture(scope="session")
+def dovecot(certs: TestCertificates) -> Iterator[PrivateDovecot]:
+    """One private Dovecot for the whole session: see tests/dovecot.py.
+
+    Skipped where Dovecot cannot run, except in CI (``CI`` set), which must prove the
+    round trip against a real mailbox server.  Tests leave the mailboxes as they found
+    them (``dovecot.empty()``) when they put messages in.
+    """
+    if find_dovecot() is None:
+        need("Dovecot is not installed (dovecot-imapd, dovecot-pop3d, dovecot-lmtpd)")
+    elif os.geteuid() != 0:
+        need("a private Dovecot must be started as root")
+    with PrivateDovecot(certs) as instance:
+        yield instance

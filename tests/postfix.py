@@ -28,6 +28,7 @@ into ``syslog_name`` so the log lines of several instances say whose they are.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import re
@@ -318,6 +319,85 @@ class PrivatePostfix:
             smtpd_tls_security_level="none", smtpd_tls_cert_file="", smtpd_tls_key_file=""
         )
         self.reload()
+
+    def deliver_over_lmtp(self, domain: str, host: str, port: int) -> None:
+        """Accept mail for ``domain`` and hand it to the LMTP server at ``host:port`` (the
+        private Dovecot of the round-trip tests), then reload.
+
+        The domain becomes a relay domain with its own transport; every other domain
+        keeps its routing.  Calling it again for the same domain changes nothing.
+        """
+        master_cf = self.config_dir / "master.cf"
+        if not re.search(r"^lmtp\s", master_cf.read_text(), re.MULTILINE):
+            with master_cf.open("a") as file:
+                file.write("lmtp      unix  - - n -     - lmtp\n")
+        transport = self.config_dir / "transport"
+        routes = transport.read_text() if transport.exists() else ""
+        route = f"{domain} lmtp:inet:{host}:{port}\n"
+        if route not in routes:
+            transport.write_text(routes + route)
+        current = subprocess.run(  # -x: expanded, not the default's macro text
+            [self._postconf, "-c", str(self.config_dir), "-hx", "relay_domains"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        relay_domains = [d for d in re.split(r"[\s,]+", current) if d]
+        self.postconf(
+            relay_domains=", ".join(dict.fromkeys([*relay_domains, domain])),
+            transport_maps=f"texthash:{transport}",
+        )
+        self.reload()
+
+    def stop_delivering_over_lmtp(self, domain: str) -> None:
+        """Undo :meth:`deliver_over_lmtp` for ``domain`` (the session's instance is shared)."""
+        transport = self.config_dir / "transport"
+        if transport.exists():
+            routes = transport.read_text().splitlines(keepends=True)
+            transport.write_text("".join(r for r in routes if r.split()[:1] != [domain]))
+        current = subprocess.run(
+            [self._postconf, "-c", str(self.config_dir), "-hx", "relay_domains"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        kept = [d for d in re.split(r"[\s,]+", current) if d and d != domain]
+        self.postconf(relay_domains=", ".join(kept))
+        self.reload()
+
+    def hold_incoming(self, hold: bool = True) -> None:
+        """Put every message accepted from now on "on hold" (or stop doing so), and reload.
+
+        A held message stays in the queue, undelivered, until :meth:`release_held`:
+        the way to make delivery late, or never happen, on purpose.
+        """
+        self.postconf(
+            smtpd_end_of_data_restrictions="check_client_access static:HOLD" if hold else ""
+        )
+        self.reload()
+
+    def held(self) -> list[str]:
+        """Queue IDs of the messages on hold (``postqueue -j``: one JSON object a line)."""
+        postqueue = str(Path(self._postfix).with_name("postqueue"))
+        listing = subprocess.run(
+            [postqueue, "-c", str(self.config_dir), "-j"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        entries = [json.loads(line) for line in listing.splitlines() if line.strip()]
+        return [entry["queue_id"] for entry in entries if entry.get("queue_name") == "hold"]
+
+    def release_held(self) -> None:
+        """Release every held message (``postsuper -H ALL``) and deliver it now."""
+        postsuper = str(Path(self._postfix).with_name("postsuper"))
+        postqueue = str(Path(self._postfix).with_name("postqueue"))
+        subprocess.run(
+            [postsuper, "-c", str(self.config_dir), "-H", "ALL"], check=True, capture_output=True
+        )
+        subprocess.run(
+            [postqueue, "-c", str(self.config_dir), "-f"], check=True, capture_output=True
+        )
 
     def setting(self, name: str) -> str:
         """A main.cf setting as Postfix sees it (defaults included)."""

@@ -43,6 +43,11 @@ object Host "mail1" {
   address = "192.0.2.26"
   vars.smtp_verbs_submission_user = "monitoring@example.net"
 }
+object Host "mx2" {
+  import "generic-host"
+  address = "192.0.2.27"
+  vars.smtp_verbs_round_trip_mailbox = "probe@example.net"
+}
 """
 NAGIOS_SITE = (
     NAGIOS_TIMEPERIOD

@@ -165,6 +165,20 @@ def test_with_mx_every_host_and_every_address_is_walked(smtp_server, dns_server)
         (("--require-ipv6",), "--require-ipv6 needs --all-addresses"),
         (("--all-addresses", "-4", "--require-ipv6"), "--require-ipv6 contradicts -4"),
         (("--all-addresses", "--require-ipv4=sometimes"), "--require-ipv4: unknown state"),
+        (
+            (
+                "--all-addresses",
+                "--rcpt",
+                "a@example.test",
+                "--imap",
+                "imaps://127.0.0.1",
+                "--imap-user",
+                "a",
+                "--imap-password-env",
+                "HOME",
+            ),
+            "--imap follows one probe through one server: not with --all-addresses",
+        ),
     ],
 )
 def test_bad_address_options_are_unknown_in_one_line_and_nothing_is_sent(

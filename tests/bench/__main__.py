@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.bench import accuracy, fanout, notifier, startup
 from tests.bench.cost import Launcher, load, make_workdir, remove_workdir
@@ -59,20 +60,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def server_for_part_1(stack: contextlib.ExitStack) -> tuple[str, int, str]:
-    """A private Postfix, as the issue asks; where none can run (not root, not
-    installed), the project's test server, and the header says so."""
+def server_for_part_1(stack: contextlib.ExitStack, workdir: Path) -> tuple[str, int, str, str]:
+    """A private Postfix offering STARTTLS with a certificate of a private CA, as the
+    issue asks; where none can run (not root, not installed), the project's test
+    server, and the header says so.  Returns host, port, description, CA file."""
+    import trustme
+
     from tests.postfix import PrivatePostfix, find_postfix
 
+    ca = trustme.CA()
+    ca_file = workdir / "bench-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    issued = ca.issue_cert("127.0.0.1", "localhost")
     if find_postfix() is None:
         why_not = "Postfix is not installed (.ci/install-system-packages)"
     elif os.geteuid() != 0:
         why_not = "a private Postfix must be started as root"
     else:
         postfix = stack.enter_context(PrivatePostfix())
-        return postfix.host, postfix.port, "a private Postfix"
-    server = stack.enter_context(SMTPTestServer(Script()))
-    return server.host, server.port, f"the project's test server ({why_not})"
+        cert_file, key_file = workdir / "bench-cert.pem", workdir / "bench-key.pem"
+        issued.cert_chain_pems[0].write_to_path(str(cert_file))
+        issued.private_key_pem.write_to_path(str(key_file))
+        postfix.enable_starttls(cert_file, key_file)
+        return postfix.host, postfix.port, "a private Postfix", str(ca_file)
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    issued.configure_cert(context)
+    server = stack.enter_context(SMTPTestServer(Script(tls_context=context)))
+    return server.host, server.port, f"the project's test server ({why_not})", str(ca_file)
 
 
 def pending(part: int, reason: str) -> Figure:
@@ -99,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         if 1 in args.parts:
             loads[1] = os.getloadavg()[0]
             with stack:
-                host, port, server_text = server_for_part_1(stack)
-                costs = startup.measure(launcher, install, host, port, args.runs, args.warmup)
+                host, port, server_text, ca_file = server_for_part_1(stack, workdir)
+                costs = startup.measure(
+                    launcher, install, host, port, args.runs, args.warmup, ca_file
+                )
                 figures += startup.figures(costs)
                 figures += startup.phase_figures(install, host, port, args.runs)
             floor_cpu = median(c.cpu for c in costs["floor"])

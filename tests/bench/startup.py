@@ -30,7 +30,9 @@ LEGEND = (
     f"'{OLD_FLOOR_CODE}' (the first round's floor, for context); check = the check_smtp_verbs "
     "console script of a compiled copy of this checkout, -f probe@verbs.test --rcpt "
     "postmaster@verbs.test against a private Postfix (banner, EHLO, MAIL, RCPT, QUIT); "
-    "--help; option error = -p 99999 (exit 3); C check_smtp = Debian's check_smtp -f ... "
+    "--help; option error = -p 99999 (exit 3); check -S = the same walk with STARTTLS "
+    "(Postfix's certificate from a private CA, --ca-file); check --data = the same walk with "
+    "DATA and the probe message; C check_smtp = Debian's check_smtp -f ... "
     "-C 'RCPT TO:<...>' -R 250, the same conversation; minimal nagiosplugin plugin = "
     "tests/bench/minimal_plugin.py, the same walk in the idiom's fewest lines; python -S = "
     "without site (no .pth hooks), the package and site-packages put on sys.path by hand. "
@@ -49,7 +51,9 @@ def find_check_smtp() -> str | None:
     return shutil.which("check_smtp", path=f"{CHECK_SMTP.rsplit('/', 1)[0]}")
 
 
-def commands(install: Installation, host: str, port: int) -> list[Command]:
+def commands(
+    install: Installation, host: str, port: int, ca_file: str | None = None
+) -> list[Command]:
     py = install.python
     plugin = install.script("check_smtp_verbs")
     walk = ["-H", host, "-p", str(port), "-f", SENDER, "--rcpt", RECIPIENT]
@@ -65,6 +69,18 @@ def commands(install: Installation, host: str, port: int) -> list[Command]:
             ),
         ),
         Command("--help", [plugin, "--help"], lambda c: c.status == 0),
+        # What the other paths cost (information, no target): STARTTLS loads ssl and
+        # reads the CA store; --data loads the email package for the probe message.
+        Command(
+            "check -S",
+            [plugin, *walk, "-S", *(["--ca-file", ca_file] if ca_file else ["--insecure"])],
+            lambda c: c.status == 0 and "TLSv1" in c.stdout,
+        ),
+        Command(
+            "check --data",
+            [plugin, *walk, "--data"],
+            lambda c: c.status == 0 and "DATA 354" in c.stdout,
+        ),
         Command(
             "option error",
             [plugin, "-H", host, "-p", "99999"],
@@ -118,9 +134,15 @@ Costs = dict[str, list[Cost]]  # command name -> one Cost per measured round
 
 
 def measure(
-    launcher: Launcher, install: Installation, host: str, port: int, runs: int, warmup: int
+    launcher: Launcher,
+    install: Installation,
+    host: str,
+    port: int,
+    runs: int,
+    warmup: int,
+    ca_file: str | None = None,
 ) -> Costs:
-    todo = commands(install, host, port)
+    todo = commands(install, host, port, ca_file)
     costs: Costs = {c.name: [] for c in todo}
     for round_number in range(warmup + runs):
         for command in todo:
@@ -190,6 +212,9 @@ def figures(costs: Costs) -> list[Figure]:
     for name in ("check", "--help", "option error"):
         out += _against(name, costs[name], floor, "floor", targets=True)
     out.append(_extra_cpu("check", check, floor))
+    for path in ("check -S", "check --data"):
+        out += _against(path, costs[path], floor, "floor", targets=False)
+        out.append(_extra_cpu(path, costs[path], floor))
     out += _against(
         "minimal nagiosplugin plugin",
         costs["minimal nagiosplugin plugin"],

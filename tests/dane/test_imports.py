@@ -16,10 +16,11 @@ def test_a_starttls_check_loads_no_dane_mta_sts_or_http(smtp_server, certs):
     assert loaded & OURS == set()
 
 
-def test_dane_loads_its_module_and_dns_but_not_mta_sts(smtp_server, certs, unbound):
-    server = smtp_server(tls_context=certs.context())
-    args = server_args(server, "-S", "--dane", "--resolver", unbound.address)
-    args += ["--ca-file", str(certs.ca_file)]
+def test_dane_loads_its_module_and_dns_but_not_mta_sts(mail_domain, certs, unbound):
+    domain = mail_domain()
+    domain.pin_leaf(1)
+    args = ["-H", domain.hosts[0], "-p", str(domain.port), "-S", "--dane"]
+    args += ["--resolver", unbound.address, "--ca-file", str(certs.ca_file)]
     loaded = loaded_modules(f"from {PACKAGE}.cli import main\nmain()", *args)
     assert {f"{PACKAGE}.dane", "dns"} <= loaded
     assert loaded & {f"{PACKAGE}.mta_sts", "http.client"} == set()
