@@ -3,11 +3,14 @@
 Everything the command line says is checked once, in cli.py (with the readers of
 inputs.py), and lands here; the probe, contexts and summary read only this.
 Nothing unchecked gets past it.
+
+Unlike the other modules, this one evaluates its annotations (no ``from __future__
+import annotations``, ``Optional[...]`` for Python 3.9): typing.NamedTuple compiles
+every field's string annotation into a ForwardRef, and Settings has some sixty
+fields, built on every run.  Names known only to type checkers are quoted.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import nagiosplugin
 
@@ -92,12 +95,12 @@ class Settings(NamedTuple):
     family: int = 0  # socket.AF_UNSPEC, AF_INET or AF_INET6
     helo: str = "localhost"
     helo_only: bool = False
-    sender: str | None = None  # None: no MAIL FROM; "": the null reverse-path <>
+    sender: Optional[str] = None  # None: no MAIL FROM; "": the null reverse-path <>
     recipients: tuple[str, ...] = ()
     timeout: float = 10.0
     timeout_state: nagiosplugin.state.ServiceState = nagiosplugin.Critical
     expect: dict[str, CodeSet] = {}  # verb or step name (rcpt_2) -> codes
-    banner_text: str | None = None  # check_smtp's bare -e STRING: the banner must contain it
+    banner_text: Optional[str] = None  # check_smtp's bare -e STRING: the banner must contain it
     banner_text_state: nagiosplugin.state.ServiceState = nagiosplugin.Warn
     warning_codes: dict[str, CodeSet] = {}  # verb or step name -> codes; "*": every verb
     time_warning: dict[str, nagiosplugin.Range] = {}  # verb, step name or "total" -> range
@@ -105,51 +108,51 @@ class Settings(NamedTuple):
     ignore_quit: bool = False
     verbosity: int = 0
     # TLS (tls.py): starttls is None, "required" or "optional"; implicit_tls is SMTPS
-    starttls: str | None = None
+    starttls: Optional[str] = None
     implicit_tls: bool = False
-    sni: str | None = None  # the name to send as SNI and to verify; None: the host
-    ca_file: str | None = None
+    sni: Optional[str] = None  # the name to send as SNI and to verify; None: the host
+    ca_file: Optional[str] = None
     insecure: bool = False
-    cert_days_warning: float | None = None  # alert when fewer days are left
-    cert_days_critical: float | None = None
-    tls_min_version: str | None = None  # "1.2" or "1.3"
+    cert_days_warning: Optional[float] = None  # alert when fewer days are left
+    cert_days_critical: Optional[float] = None
+    tls_min_version: Optional[str] = None  # "1.2" or "1.3"
     # AUTH (auth.py)
-    auth_mech: str | None = None
-    auth_user: str | None = None
-    auth_secret: Secret | None = None
+    auth_mech: Optional[str] = None
+    auth_user: Optional[str] = None
+    auth_secret: Optional[Secret] = None
     allow_plaintext_auth: bool = False
     # Send-through, LMTP, custom verbs, PROXY, MX and JSON (docs/send-through-mx-json.md)
     data: bool = False
     subject: str = "check_smtp_verbs monitoring probe"
-    quit_after: str | None = None  # a verb after which the walk stops and says QUIT
+    quit_after: Optional[str] = None  # a verb after which the walk stops and says QUIT
     lmtp: bool = False
-    commands: tuple[Command, ...] = ()
-    proxy: int | None = None  # PROXY protocol version 1 or 2
-    proxy_source: tuple[str, int | None] | None = None  # None: the real local address
-    mx: str | None = None  # a mail domain whose every MX host is walked
-    resolver: tuple[str, int] | None = None  # DNS server for --mx; None: the system's
+    commands: tuple["Command", ...] = ()
+    proxy: Optional[int] = None  # PROXY protocol version 1 or 2
+    proxy_source: Optional[tuple[str, Optional[int]]] = None  # None: the real local address
+    mx: Optional[str] = None  # a mail domain whose every MX host is walked
+    resolver: Optional[tuple[str, int]] = None  # DNS server for --mx; None: the system's
     json: bool = False
     # The round trip (roundtrip/): the mailbox the probe must reach, and how to get in.
-    mailbox_url: MailboxURL | None = None
-    mailbox_user: str | None = None
-    mailbox_secret: Secret | None = None
+    mailbox_url: Optional["MailboxURL"] = None
+    mailbox_user: Optional[str] = None
+    mailbox_secret: Optional[Secret] = None
     mailbox_folder: str = "INBOX"
     mailbox_starttls: str = "required"
-    round_trip_state: str | None = None  # asynchronous mode's state file
+    round_trip_state: Optional[str] = None  # asynchronous mode's state file
     lost_after: float = 3600.0  # seconds after which a probe not found is lost
     # DANE and MTA-STS (dane.py, mta_sts.py): None, "yes" or "required"
-    dane: str | None = None
-    mta_sts: str | None = None
+    dane: Optional[str] = None
+    mta_sts: Optional[str] = None
     # Every address, and what the server must refuse (docs/addresses-and-refusals.md)
     all_addresses: bool = False  # walk every A and AAAA address of the host (or of each MX)
     require_families: dict[int, nagiosplugin.state.ServiceState] = {}  # AF_INET(6) -> state
     relay_tests: tuple[str, ...] = ()  # RCPT TO addresses that must be refused with 5xx
     relay_tempfail_state: nagiosplugin.state.ServiceState = nagiosplugin.Warn  # 4xx to them
-    no_plaintext_auth: nagiosplugin.state.ServiceState | None = None  # AUTH before TLS: state
+    no_plaintext_auth: Optional[nagiosplugin.state.ServiceState] = None  # AUTH before TLS: state
     starttls_required: bool = False  # MAIL FROM before STARTTLS must be refused (5xx)
-    tls_max_version: str | None = None  # "1.2" or "1.3"
+    tls_max_version: Optional[str] = None  # "1.2" or "1.3"
     forbid_tls_versions: tuple[str, ...] = ()  # "1.0", "1.1": a handshake with each must fail
-    tls_only_version: str | None = None  # the forbidden-version probe's own walk: offer only it
+    tls_only_version: Optional[str] = None  # the forbidden-version probe's own walk: offer only it
 
     @property
     def uses_tls(self) -> bool:
@@ -158,7 +161,7 @@ class Settings(NamedTuple):
     def expected(self, verb: str) -> CodeSet:
         return self.expect.get(verb) or CodeSet.parse(DEFAULT_EXPECT[verb])
 
-    def expected_for(self, name: str, verb: str, command: Command | None = None) -> CodeSet:
+    def expected_for(self, name: str, verb: str, command: Optional["Command"] = None) -> CodeSet:
         """What one step must answer: ``--expect rcpt_2=`` wins over ``--expect rcpt=``.
 
         ``command`` is the -C/--command-expect behind the step, whose own codes come
