@@ -41,12 +41,12 @@ import os
 import re
 import signal
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from check_smtp_verbs.files import replace_atomically
 from check_smtp_verbs.notify.macros import Notification
 
 VERSION = 1
@@ -508,22 +508,7 @@ class StateFile:
             )
         self._remove_stale_temporaries()
         try:
-            fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(temporary, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
-            directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(directory)  # the rename itself survives a power cut
-            finally:
-                os.close(directory)
+            replace_atomically(self.path, data)
         except OSError as exc:
             raise StoreError(f"cannot write the state file {self.path}: {exc.strerror}") from None
 

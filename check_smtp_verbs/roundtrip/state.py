@@ -33,13 +33,13 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from check_smtp_verbs.core.deadline import Deadline, DeadlineExceeded
+from check_smtp_verbs.files import replace_atomically
 
 VERSION = 1
 
@@ -266,21 +266,6 @@ class RoundTripState:
         }
         data = json.dumps({"version": VERSION, "mailboxes": mailboxes}, indent=1) + "\n"
         try:
-            fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as file:
-                    file.write(data)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(temporary, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
-            directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            replace_atomically(self.path, data.encode("utf-8"))
         except OSError as exc:
             raise StoreError(f"cannot write the state file {self.path}: {exc.strerror}") from None
