@@ -404,7 +404,8 @@ def test_the_header_looked_for_is_the_one_the_probe_carries():
 
 class LoginOnlyImapServer:
     """A scripted IMAP server on loopback that offers LOGIN and no AUTH=PLAIN (as some
-    servers do), records what it received, and accepts one password."""
+    servers do), records what it received, and accepts one password.  It advertises
+    IDLE but answers it BAD, as a server behind a proxy that does not pass IDLE does."""
 
     def __init__(self, password: str) -> None:
         self.password = password
@@ -435,6 +436,8 @@ class LoginOnlyImapServer:
                     reply = b"* 0 EXISTS\r\n" + tag + b" OK [READ-WRITE] selected\r\n"
                 elif command == b"UID":
                     reply = b"* SEARCH\r\n" + tag + b" OK searched\r\n"
+                elif command == b"NOOP":
+                    reply = tag + b" OK noop\r\n"
                 elif command == b"LOGOUT":
                     stream.write(b"* BYE bye\r\n" + tag + b" OK logged out\r\n")
                     stream.flush()
@@ -514,3 +517,26 @@ def test_login_cannot_carry_a_non_ascii_password_and_says_so():
     assert str(failure.value) == (
         "the IMAP server offers only LOGIN, which cannot carry a non-ASCII user name or password"
     )
+
+
+def test_an_idle_advertised_then_refused_falls_back_to_polling_until_the_deadline():
+    server = LoginOnlyImapServer("secret")
+    url = parse(f"imap://127.0.0.1:{server.port}", "imap")
+    try:
+        report = imap.visit(
+            url,
+            "probe user",
+            "secret",
+            {"<never@example.net>"},
+            Deadline(1.5),
+            Transcript(),
+            client_context(),
+            starttls="optional",
+        )
+    finally:
+        server.close()
+    assert report.found == {}
+    assert report.method == "polling"
+    assert any("IDLE refused" in note for note in report.notes)
+    sent = [line.split()[1].upper() for line in server.received if b" " in line]
+    assert b"IDLE" in sent and b"NOOP" in sent  # tried IDLE once, then polled

@@ -49,6 +49,10 @@ _LOGIN = re.compile(r'^(\S+ LOGIN (?:"(?:[^"\\]|\\.)*"|\S+))', re.IGNORECASE)
 _FETCH_ITEMS = f"(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID {PROBE_HEADER.upper()})])"
 
 
+class IdleRefused(MailboxFailed):
+    """The server advertised IDLE and then refused it: the wait goes on by polling."""
+
+
 def mailbox_name(folder: str) -> str:
     """A folder name as an IMAP quoted string, in modified UTF-7 (RFC 3501 5.1.3)."""
     out: list[str] = []
@@ -179,7 +183,7 @@ class _Client(imaplib.IMAP4):
             if line.startswith(b"+"):
                 break
             if line.startswith(tag + b" "):
-                raise MailboxFailed("protocol", f"IDLE refused: {_text([line])}")
+                raise IdleRefused("protocol", f"IDLE refused: {_text([line])}")
             arrived = arrived or self._untagged(line)
         sock = self.sock
         sock.deadline = wait_until  # type: ignore[attr-defined]
@@ -339,7 +343,13 @@ def visit(
                     wait_until = deadline.within(deadline.end - clock() - LAST_LOOK)
                     if wait_until.end - clock() <= 0:
                         break
-                    arrived = client.idle(wait_until)
+                    try:
+                        arrived = client.idle(wait_until)
+                    except IdleRefused as refused:
+                        # advertised but refused (a proxy in front, a policy): poll instead
+                        idle, method = False, "polling"
+                        notes.append(f"{refused}; polling instead")
+                        continue
                     if not arrived:
                         look()
                         break
