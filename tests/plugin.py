@@ -6,6 +6,7 @@ process-wide Runtime singleton from leaking output between tests.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -77,3 +78,22 @@ def need(problem: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{problem}; CI must run this test", pytrace=False)
     pytest.skip(problem)
+
+
+def secret_pieces_in_base64(output: str, secret: str) -> list[str]:
+    """Base64 words of the output that decode (at any alignment) to 4 or more
+    consecutive bytes of the secret: not even part of it may be readable."""
+    raw = secret.encode()
+    pieces = {raw[i : i + 4] for i in range(len(raw) - 3)}
+    found = []
+    for word in re.findall(r"[A-Za-z0-9+/]{4,}=*", output):
+        for start in range(4):
+            chunk = word[start:].rstrip("=")
+            chunk = chunk[: len(chunk) - len(chunk) % 4]
+            try:
+                decoded = base64.b64decode(chunk)
+            except ValueError:
+                continue
+            if any(piece in decoded for piece in pieces):
+                found.append(word)
+    return found

@@ -2,11 +2,10 @@
 
 import base64
 import json
-import re
 
 import pytest
 
-from tests.plugin import run_plugin, server_args
+from tests.plugin import run_plugin, secret_pieces_in_base64, server_args
 
 MECHANISMS = ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"]
 SECRET = "Zq9€kx-7Yv!wT"  # not ASCII: RFC 4616 allows UTF-8 and smtplib would choke
@@ -196,25 +195,6 @@ def _base64_forms(secret: str, *blobs: bytes) -> set[str]:
     return forms
 
 
-def _secret_pieces_in_base64(output: str, secret: str) -> list[str]:
-    """Base64 words of the output that decode (at any alignment) to 4 or more
-    consecutive bytes of the secret: not even part of it may be readable."""
-    raw = secret.encode()
-    pieces = {raw[i : i + 4] for i in range(len(raw) - 3)}
-    found = []
-    for word in re.findall(r"[A-Za-z0-9+/]{4,}=*", output):
-        for start in range(4):
-            chunk = word[start:].rstrip("=")
-            chunk = chunk[: len(chunk) - len(chunk) % 4]
-            try:
-                decoded = base64.b64decode(chunk)
-            except ValueError:
-                continue
-            if any(piece in decoded for piece in pieces):
-                found.append(word)
-    return found
-
-
 @pytest.mark.parametrize("verbosity", ["", "-v", "-vvv", "--json", "--json -vvv"])
 @pytest.mark.parametrize("outcome", ["accepted", "rejected and echoed by the server"])
 @pytest.mark.parametrize("mechanism", MECHANISMS)
@@ -234,7 +214,7 @@ def test_no_secret_reaches_any_output_at_any_verbosity(
     assert SECRET not in output
     for form in _base64_forms(SECRET, *blobs):
         assert form not in output, form
-    assert _secret_pieces_in_base64(output, SECRET) == []
+    assert secret_pieces_in_base64(output, SECRET) == []
     if verbosity == "-vvv":
         assert any(
             line in ("C: <redacted>", f"C: AUTH {mechanism} <redacted>") for line in run.lines

@@ -27,7 +27,7 @@ from tests.dovecot import (
     USERS,
     PrivateDovecot,
 )
-from tests.plugin import Run, run_plugin
+from tests.plugin import Run, run_plugin, secret_pieces_in_base64
 from tests.postfix import PrivatePostfix
 from tests.test_startup_imports import loaded_modules
 
@@ -291,23 +291,6 @@ def test_an_smtp_failure_is_reported_and_no_mailbox_is_visited(chain, dovecot, t
     assert "in the mailbox" not in run.stdout and "mailbox imaps" not in run.stdout
 
 
-def _secret_pieces_in_base64(output: str, secret: str) -> list[str]:
-    raw = secret.encode()
-    pieces = {raw[i : i + 4] for i in range(len(raw) - 3)}
-    found = []
-    for word in re.findall(r"[A-Za-z0-9+/]{4,}=*", output):
-        for start in range(4):
-            chunk = word[start:].rstrip("=")
-            chunk = chunk[: len(chunk) - len(chunk) % 4]
-            try:
-                decoded = base64.b64decode(chunk)
-            except ValueError:
-                continue
-            if any(piece in decoded for piece in pieces):
-                found.append(word)
-    return found
-
-
 @pytest.mark.parametrize("verbosity", ["", "-v", "-vvv", "--json", "--json -vvv"])
 @pytest.mark.parametrize("outcome", ["accepted", "rejected"])
 @pytest.mark.parametrize("scheme", ["imap", "imaps", "pop3", "pop3s"])
@@ -335,7 +318,7 @@ def test_no_mailbox_secret_reaches_any_output_at_any_verbosity(
     forms.add(base64.b64encode(f"\0{UNICODE_USER}\0{password}".encode()).decode())
     for form in forms:
         assert form not in output, form
-    assert _secret_pieces_in_base64(output, password) == []
+    assert secret_pieces_in_base64(output, password) == []
     if "-vvv" in verbosity:
         assert "<redacted>" in output
 
