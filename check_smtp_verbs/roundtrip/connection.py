@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from check_smtp_verbs.core.deadline import (
     Deadline,
@@ -23,6 +23,7 @@ from check_smtp_verbs.core.deadline import (
 )
 from check_smtp_verbs.core.tls import DeadlineSSLSocket, TlsError, handshake
 from check_smtp_verbs.core.tls import client_context as tls_context
+from check_smtp_verbs.core.transcript import Transcript
 from check_smtp_verbs.roundtrip.url import MailboxURL
 
 
@@ -106,6 +107,50 @@ def wrap_tls(
         ) from None
     except TlsError as exc:
         raise MailboxFailed("tls", f"mailbox {exc}") from None
+
+
+class DeadlineTransport:
+    """What the IMAP and POP3 clients share: their socket comes from open_socket (and
+    wrap_tls for imaps/pop3s), STARTTLS/STLS upgrades it with the same bounded
+    handshake, and the transcript records what crosses the wire.
+
+    A mixin before imaplib.IMAP4 or poplib.POP3: both call ``_create_socket`` from
+    their own ``__init__``, which this one calls once the attributes are set.
+    """
+
+    sock: Any
+    file: Any
+
+    def __init__(
+        self,
+        url: MailboxURL,
+        context: ssl.SSLContext,
+        server_name: str,
+        deadline: Deadline,
+        transcript: Transcript,
+    ) -> None:
+        self._url = url
+        self._context = context
+        self._server_name = server_name
+        self._deadline = deadline
+        self._transcript = transcript
+        super().__init__(url.host, url.port)  # type: ignore[call-arg]
+
+    def _create_socket(self, timeout: object = None) -> object:
+        sock = open_socket(self._url, self._deadline)
+        if self._url.implicit_tls:
+            return wrap_tls(sock, self._context, self._server_name, self._deadline)
+        return sock
+
+    def _upgrade(self) -> None:
+        """After the server's go-ahead to STARTTLS/STLS: the handshake, a fresh reader.
+
+        Whatever the server sent after its go-ahead stays in the old reader and is
+        dropped: it must not be read as if it came over TLS.
+        """
+        self.sock = wrap_tls(self.sock, self._context, self._server_name, self._deadline)
+        self.file = self.sock.makefile("rb")
+        self._tls_established = True
 
 
 def client_context(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLContext:

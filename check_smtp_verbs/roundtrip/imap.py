@@ -26,12 +26,11 @@ from collections.abc import Collection
 from check_smtp_verbs.core.deadline import Deadline, DeadlineExceeded, clock
 from check_smtp_verbs.core.transcript import REDACTED, Transcript
 from check_smtp_verbs.roundtrip.connection import (
+    DeadlineTransport,
     Found,
     MailboxFailed,
     Report,
-    open_socket,
     timed_out,
-    wrap_tls,
 )
 from check_smtp_verbs.roundtrip.url import MailboxURL
 from check_smtp_verbs.roundtrip.waiting import (
@@ -75,30 +74,10 @@ def mailbox_name(folder: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class _Client(imaplib.IMAP4):
+class _Client(DeadlineTransport, imaplib.IMAP4):
     """imaplib on the deadline's socket, with a transcript that never holds a secret."""
 
-    def __init__(
-        self,
-        url: MailboxURL,
-        context: ssl.SSLContext,
-        server_name: str,
-        deadline: Deadline,
-        transcript: Transcript,
-    ) -> None:
-        self._url = url
-        self._context = context
-        self._server_name = server_name
-        self._deadline = deadline
-        self._transcript = transcript
-        self._hiding = False  # credentials are on the wire: record placeholders
-        super().__init__(url.host, url.port)
-
-    def _create_socket(self, timeout: float | None = None) -> object:
-        sock = open_socket(self._url, self._deadline)
-        if self._url.implicit_tls:
-            return wrap_tls(sock, self._context, self._server_name, self._deadline)
-        return sock
+    _hiding = False  # credentials are on the wire: record placeholders
 
     def send(self, data: bytes) -> None:
         text = data.decode("utf-8", "replace").rstrip("\r\n")
@@ -120,17 +99,11 @@ class _Client(imaplib.IMAP4):
         return line
 
     def start_tls(self) -> None:
-        """STARTTLS (RFC 3501 6.2.1) with our own bounded handshake.
-
-        Whatever the server sent after its OK and before the handshake stays in the
-        old buffer and is dropped: it must not be read as if it came over TLS.
-        """
+        """STARTTLS (RFC 3501 6.2.1) with the shared bounded handshake (_upgrade)."""
         typ, data = self._simple_command("STARTTLS")
         if typ != "OK":
             raise MailboxFailed("tls", f"STARTTLS refused: {_text(data)}")
-        self.sock = wrap_tls(self.sock, self._context, self._server_name, self._deadline)
-        self.file = self.sock.makefile("rb")
-        self._tls_established = True
+        self._upgrade()
         self._get_capabilities()  # learnt again: those before TLS are not to be trusted
 
     def log_in(self, user: str, password: str) -> None:

@@ -19,40 +19,18 @@ from email.utils import parsedate_to_datetime
 from check_smtp_verbs.core.deadline import Deadline, DeadlineExceeded, clock
 from check_smtp_verbs.core.transcript import REDACTED, Transcript
 from check_smtp_verbs.roundtrip.connection import (
+    DeadlineTransport,
     Found,
     MailboxFailed,
     Report,
-    open_socket,
     timed_out,
-    wrap_tls,
 )
 from check_smtp_verbs.roundtrip.url import MailboxURL
 from check_smtp_verbs.roundtrip.waiting import header_fields, intervals, pause, probe_id
 
 
-class _Client(poplib.POP3):
+class _Client(DeadlineTransport, poplib.POP3):
     """poplib on the deadline's socket, with a transcript that never holds the password."""
-
-    def __init__(
-        self,
-        url: MailboxURL,
-        context: ssl.SSLContext,
-        server_name: str,
-        deadline: Deadline,
-        transcript: Transcript,
-    ) -> None:
-        self._url = url
-        self._context = context
-        self._server_name = server_name
-        self._deadline = deadline
-        self._transcript = transcript
-        super().__init__(url.host, url.port)
-
-    def _create_socket(self, timeout: object) -> object:
-        sock = open_socket(self._url, self._deadline)
-        if self._url.implicit_tls:
-            return wrap_tls(sock, self._context, self._server_name, self._deadline)
-        return sock
 
     def _putline(self, line: bytes) -> None:
         text = line.decode("utf-8", "replace")
@@ -72,9 +50,7 @@ class _Client(poplib.POP3):
     def start_tls(self) -> None:
         """STLS (RFC 2595) with our own bounded handshake; capabilities are asked again."""
         self._shortcmd("STLS")
-        self.sock = wrap_tls(self.sock, self._context, self._server_name, self._deadline)
-        self.file = self.sock.makefile("rb")
-        self._tls_established = True
+        self._upgrade()
 
     def log_in(self, user: str, password: str) -> None:
         self._transcript.add_secret(password)
