@@ -92,7 +92,7 @@ def test_data_waiting_after_the_starttls_reply_is_refused_before_tls(smtp_server
     assert "sent data after its STARTTLS reply" in run.status
 
 
-def test_json_and_text_show_the_same_commands_the_client_sent(smtp_server):
+def test_json_names_each_command_as_the_client_sent_it_in_upper_case(smtp_server):
     server = smtp_server()
     run = run_plugin(*server_args(server, "--from", "a@example.net", "--json", "-vvv"))
     document = json.loads(run.stdout)

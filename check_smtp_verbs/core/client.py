@@ -193,17 +193,12 @@ class Client:
             self.sent_at = clock()
         self.sock.sendall(data)
 
-    def command(self, line: str, shown: str | None = None, check_sync: bool = True) -> Reply:
-        """Send one command line and read its whole reply.
-
-        ``shown`` replaces the line in the transcript (a secret); ``check_sync=False``
-        skips the "nothing may be waiting" rule for the one case where a reply is
-        legitimately already on its way (none today; kept for LMTP-style callers).
-        """
+    def command(self, line: str, shown: str | None = None) -> Reply:
+        """Send one command line and read its whole reply; ``shown`` replaces the line
+        in the transcript (a secret)."""
         if "\r" in line or "\n" in line or "\0" in line:
             raise ValueError("an SMTP command must not contain CR, LF or NUL")
-        if check_sync:
-            self.ensure_in_sync()
+        self.ensure_in_sync()
         self.send(line.encode("utf-8") + b"\r\n", line if shown is None else shown)
         return self.read_reply()
 
